@@ -1,0 +1,35 @@
+# The README's two commands: `make demo` (a real benchmark on this machine) and `make test`.
+GO ?= go
+OLLAMA_VERSION ?= 0.17.4
+FUZE := bin/fuze
+
+.PHONY: all build test demo ollama deps vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(FUZE) ./cmd/fuze
+
+# Debian packages and Go modules the build and the tests need.
+deps:
+	scripts/ensure-build-deps.sh
+	$(GO) mod download
+
+# A real Ollama built from its Go module into .cache/ (reused when present).
+ollama: deps
+	OLLAMA_VERSION=$(OLLAMA_VERSION) scripts/ensure-ollama.sh >/dev/null
+
+vet:
+	$(GO) vet ./...
+
+# FUZE_TEST_OLLAMA points the tests at the real Ollama; FUZE_REQUIRE_OLLAMA turns
+# "Ollama not found" skips into failures, so `make test` cannot pass without it.
+test: ollama vet
+	FUZE_TEST_OLLAMA="$$(OLLAMA_VERSION=$(OLLAMA_VERSION) scripts/ensure-ollama.sh)" FUZE_REQUIRE_OLLAMA=1 \
+		$(GO) test -count=1 ./...
+
+demo: build ollama
+	FUZE_OLLAMA="$$(OLLAMA_VERSION=$(OLLAMA_VERSION) scripts/ensure-ollama.sh)" scripts/demo.sh
+
+clean:
+	rm -rf bin
