@@ -1,0 +1,100 @@
+// Package measure defines the one record every benchmark attempt produces, whatever the
+// stack: what was asked, what the server reported, what the client saw, and the outcome.
+// Rates are derived from it in one place so that all stacks are computed the same way.
+package measure
+
+import (
+	"time"
+)
+
+// Outcome kinds of an attempt. A failed attempt is data (a 0.00 row), not an exception.
+const (
+	OK           = "ok"
+	ErrTimeout   = "timeout"     // the request or readiness deadline passed
+	ErrHTTP      = "http_status" // the server answered an HTTP error
+	ErrMalformed = "malformed"   // the answer was not the documented protocol
+	ErrLoad      = "load_failed" // the model did not load (incl. out of memory)
+	ErrExited    = "server_exit" // the server process died
+	ErrConnect   = "connect"     // nothing listening / connection reset
+	ErrCanceled  = "canceled"    // the user interrupted the run
+	ErrOther     = "error"
+)
+
+// Sample is one measured attempt. Durations are in nanoseconds in JSON (Go's time.Duration).
+type Sample struct {
+	// Identity of the attempt.
+	Stack        string            `json:"stack"`
+	Endpoint     string            `json:"endpoint"`
+	Model        string            `json:"model"`      // base model (e.g. an Ollama tag)
+	ModelTag     string            `json:"model_tag"`  // what was actually requested
+	Label        string            `json:"label"`      // base-as-is | optimized | published
+	Settings     map[string]string `json:"settings"`   // candidate settings, e.g. num_gpu=28
+	PromptTokens int               `json:"prompt_tokens_requested,omitempty"`
+	MaxTokens    int               `json:"max_tokens_requested"`
+
+	// What the server reported.
+	ServerPromptTokens   int           `json:"server_prompt_tokens"`
+	ServerOutputTokens   int           `json:"server_output_tokens"`
+	ServerPromptDuration time.Duration `json:"server_prompt_duration_ns"`
+	ServerDecodeDuration time.Duration `json:"server_decode_duration_ns"`
+	ServerLoadDuration   time.Duration `json:"server_load_duration_ns"`
+	ServerTotalDuration  time.Duration `json:"server_total_duration_ns"`
+	StopReason           string        `json:"stop_reason,omitempty"`
+
+	// What the client saw.
+	Start      time.Time       `json:"start"`
+	FirstByte  time.Duration   `json:"first_byte_ns"`  // since Start
+	FirstToken time.Duration   `json:"first_token_ns"` // since Start
+	End        time.Duration   `json:"end_ns"`         // since Start
+	ChunkTimes []time.Duration `json:"chunk_times_ns,omitempty"`
+
+	// Outcome.
+	Outcome string   `json:"outcome"`
+	Error   string   `json:"error,omitempty"`
+	Notes   []string `json:"notes,omitempty"` // e.g. output length differs from requested
+}
+
+// Failed reports whether the attempt did not produce a measurement.
+func (s *Sample) Failed() bool { return s.Outcome != OK }
+
+// DecodeTokensPerSec is the decode throughput written to CSV column 12: the server's own
+// output-token count over its decode time where the server reports both, else from the
+// client's stream timestamps: (chunks after the first) / (last chunk − first chunk).
+func (s *Sample) DecodeTokensPerSec() float64 {
+	if s.Failed() {
+		return 0
+	}
+	if s.ServerOutputTokens > 0 && s.ServerDecodeDuration > 0 {
+		return float64(s.ServerOutputTokens) / s.ServerDecodeDuration.Seconds()
+	}
+	return s.StreamDecodeTokensPerSec()
+}
+
+// StreamDecodeTokensPerSec is the client-side decode rate, one token per streamed chunk.
+func (s *Sample) StreamDecodeTokensPerSec() float64 {
+	n := len(s.ChunkTimes)
+	if n < 2 {
+		return 0
+	}
+	span := s.ChunkTimes[n-1] - s.ChunkTimes[0]
+	if span <= 0 {
+		return 0
+	}
+	return float64(n-1) / span.Seconds()
+}
+
+// PrefillTokensPerSec is the server-reported prompt processing rate.
+func (s *Sample) PrefillTokensPerSec() float64 {
+	if s.ServerPromptTokens <= 0 || s.ServerPromptDuration <= 0 {
+		return 0
+	}
+	return float64(s.ServerPromptTokens) / s.ServerPromptDuration.Seconds()
+}
+
+// EndToEndTokensPerSec is output tokens over the whole client-side request time.
+func (s *Sample) EndToEndTokensPerSec() float64 {
+	if s.Failed() || s.End <= 0 || s.ServerOutputTokens <= 0 {
+		return 0
+	}
+	return float64(s.ServerOutputTokens) / s.End.Seconds()
+}
