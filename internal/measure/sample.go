@@ -25,10 +25,10 @@ type Sample struct {
 	// Identity of the attempt.
 	Stack        string            `json:"stack"`
 	Endpoint     string            `json:"endpoint"`
-	Model        string            `json:"model"`      // base model (e.g. an Ollama tag)
-	ModelTag     string            `json:"model_tag"`  // what was actually requested
-	Label        string            `json:"label"`      // base-as-is | optimized | published
-	Settings     map[string]string `json:"settings"`   // candidate settings, e.g. num_gpu=28
+	Model        string            `json:"model"`     // base model (e.g. an Ollama tag)
+	ModelTag     string            `json:"model_tag"` // what was actually requested
+	Label        string            `json:"label"`     // base-as-is | optimized | published
+	Settings     map[string]string `json:"settings"`  // candidate settings, e.g. num_gpu=28
 	PromptTokens int               `json:"prompt_tokens_requested,omitempty"`
 	MaxTokens    int               `json:"max_tokens_requested"`
 

@@ -333,3 +333,23 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// RunningModel is one entry of GET /api/ps: a loaded model and how much of it is in VRAM.
+type RunningModel struct {
+	Name          string `json:"name"`
+	Model         string `json:"model"`
+	Size          int64  `json:"size"`
+	SizeVRAM      int64  `json:"size_vram"`
+	ContextLength int    `json:"context_length"`
+}
+
+// PS lists the loaded models (GET /api/ps).
+func (c *Client) PS(ctx context.Context) ([]RunningModel, error) {
+	var out struct {
+		Models []RunningModel `json:"models"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/ps", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Models, nil
+}

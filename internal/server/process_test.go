@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -132,5 +133,29 @@ func TestTailBufferKeepsWholeLines(t *testing.T) {
 	got := string(tb.Bytes())
 	if !strings.HasPrefix(got, "line ") || !strings.HasSuffix(got, "line 19\n") || len(got) > 32 {
 		t.Fatalf("tail = %q", got)
+	}
+}
+
+func TestCheckPortFreeNamesOwner(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	err = CheckPortFree(addr)
+	if err == nil {
+		t.Fatal("want an error for a port in use")
+	}
+	// This test process is the listener: the error names the port and our pid.
+	for _, want := range []string{"port " + port + " is already in use", "pid " + strconv.Itoa(os.Getpid())} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	l.Close()
+	if err := CheckPortFree(addr); err != nil {
+		t.Fatalf("freed port: %v", err)
 	}
 }

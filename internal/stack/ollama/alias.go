@@ -1,0 +1,43 @@
+package ollama
+
+import (
+	"regexp"
+	"strings"
+)
+
+var (
+	separatorRun = regexp.MustCompile(`[/:]+`)
+	// A token "it" (instruction-tuned) between dashes or at the end, not words that merely
+	// start with "it" (the original's -it → -i also mangled "-italian").
+	itToken = regexp.MustCompile(`-it(-|$)`)
+	// Our own baked variants: <alias>-<gpu label>-ng<N>[:tag]. They are never benchmarked as
+	// base models nor turned into env files.
+	variantName = regexp.MustCompile(`-(nvidia-[a-z0-9-]+|cpu)-ng[0-9]+(:|$)`)
+)
+
+// Alias is the one alias function: ALIAS_PREFIX + compacted tag + ALIAS_SUFFIX.
+// Compaction: runs of '/' or ':' become '-', the token "-it" becomes "-i", "-fp16" "-f16",
+// "-bf16" "-b16". A tag that already carries the prefix is not prefixed twice.
+func Alias(tag, prefix, suffix string) string {
+	a := separatorRun.ReplaceAllString(tag, "-")
+	// Applied twice because matches overlap on the shared dash ("-it-it").
+	a = itToken.ReplaceAllString(a, "-i$1")
+	a = itToken.ReplaceAllString(a, "-i$1")
+	a = strings.ReplaceAll(a, "-fp16", "-f16")
+	a = strings.ReplaceAll(a, "-bf16", "-b16")
+	if prefix != "" && strings.HasPrefix(a, prefix) {
+		a = strings.TrimPrefix(a, prefix)
+	}
+	if suffix != "" && strings.HasSuffix(a, suffix) {
+		a = strings.TrimSuffix(a, suffix)
+	}
+	return prefix + a + suffix
+}
+
+// IsVariant reports whether an Ollama model name is one of fuze's baked num_gpu variants.
+func IsVariant(name string) bool { return variantName.MatchString(name) }
+
+// VariantName is the tag baked for num_gpu ng of a model on a GPU label.
+func VariantName(alias, gpuLabel string, ng int) string {
+	return alias + "-" + gpuLabel + "-ng" + itoa(ng)
+}

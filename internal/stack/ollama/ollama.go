@@ -1,0 +1,519 @@
+// Package ollama is the Ollama stack driver: model discovery on the persistent daemon, one
+// test daemon per GPU endpoint, num_gpu candidates from the model's layer count, and one
+// measurement per attempt from Ollama's streamed /api/generate answer.
+//
+// Runtime settings are sent inside "options" (num_gpu, num_predict, num_ctx, temperature,
+// seed): Ollama ignores them at the top level of the request, which is why the original's
+// sweep measured the same configuration over and over.
+package ollama
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/ollamaapi"
+	"github.com/fuze-ai/fuze/internal/server"
+	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/sweep"
+)
+
+// Config is the driver's view of the knobs.
+type Config struct {
+	PersistentPort int    // PERSISTENT_PORT: daemon used for discovery, pulls and baking
+	TestPortA      int    // TEST_PORT_A
+	TestPortB      int    // TEST_PORT_B
+	SkipTestUnits  bool   // SKIP_TEST_UNITS: bench the persistent daemon itself
+	ModelsDir      string // OLLAMA_MODELS_DIR: the store the test daemons serve
+	Bin            string // OLLAMA_BIN
+	Include        *regexp.Regexp
+	Exclude        *regexp.Regexp
+	AliasPrefix    string
+	AliasSuffix    string
+	Prompt         string
+	NumPredict     int
+	NumCtx         int
+	Temperature    float64
+	FastMode       bool // FAST_MODE: runtime options (1) or baked variants (0)
+	AutoNG         bool // AUTO_NG: candidates from the layer count
+	NGPercents     []float64
+	NumGPUFallback []int // NUM_GPU_CANDIDATES
+	KeepFailed     bool  // KEEP_FAILED_VARIANTS
+	GCAfterRun     bool  // GC_AFTER_RUN
+	PublishBest    bool  // PUBLISH_BEST
+	DebugBench     bool  // DEBUG_BENCH
+	TimeoutGen     time.Duration
+	TimeoutTags    time.Duration
+	WaitAPI        time.Duration
+	LogDir         string
+	RunTS          string   // YYYYmmdd_HHMMSS of the run, in file names
+	Environ        []string // environment for started daemons (knobs already applied)
+}
+
+// Driver implements stack.Driver for Ollama.
+type Driver struct {
+	cfg        Config
+	log        io.Writer
+	persistent *ollamaapi.Client
+
+	mu      sync.Mutex
+	daemons map[string]*server.Process // by endpoint address; only those fuze started
+	layers  map[string]int             // base model → offloadable layers
+	created []string                   // baked variant names, in creation order
+	worked  map[string]bool            // baked variant → produced tokens
+	seq     int                        // attempt counter, makes every prompt unique
+}
+
+// New returns a driver; call Setup before benchmarking and Close afterwards.
+func New(cfg Config, log io.Writer) *Driver {
+	return &Driver{
+		cfg:        cfg,
+		log:        log,
+		persistent: ollamaapi.New(hostPort(cfg.PersistentPort)),
+		daemons:    map[string]*server.Process{},
+		layers:     map[string]int{},
+		worked:     map[string]bool{},
+	}
+}
+
+func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// Name implements stack.Driver.
+func (d *Driver) Name() string { return "ollama" }
+
+// Setup checks the persistent daemon and starts one test daemon per selected GPU (endpoint A
+// on the CPU when there is no GPU). It returns the endpoints to benchmark.
+func (d *Driver) Setup(ctx context.Context, sel gpu.Selection) ([]stack.Endpoint, error) {
+	tctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
+	_, err := d.persistent.Tags(tctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("persistent Ollama daemon on %s is not answering /api/tags (%v); start it or set PERSISTENT_PORT", hostPort(d.cfg.PersistentPort), err)
+	}
+	if d.cfg.SkipTestUnits || d.cfg.TestPortA == d.cfg.PersistentPort {
+		// The stock daemon sees every GPU; the row names GPU A as the one it is pinned to
+		// when there is only one, which is the common case for this mode.
+		return []stack.Endpoint{{Suffix: itoa(d.cfg.PersistentPort), Addr: hostPort(d.cfg.PersistentPort), Unit: "persistent", GPU: sel.A}}, nil
+	}
+	eps := []stack.Endpoint{{Suffix: "A", Addr: hostPort(d.cfg.TestPortA), Unit: "proc", GPU: sel.A}}
+	if sel.B != nil {
+		eps = append(eps, stack.Endpoint{Suffix: "B", Addr: hostPort(d.cfg.TestPortB), Unit: "proc", GPU: sel.B})
+	}
+	for _, ep := range eps {
+		if err := d.startDaemon(ctx, ep); err != nil {
+			d.stopDaemons()
+			return nil, err
+		}
+	}
+	return eps, nil
+}
+
+// startDaemon starts `ollama serve` for one endpoint and waits until it answers.
+func (d *Driver) startDaemon(ctx context.Context, ep stack.Endpoint) error {
+	if err := server.CheckPortFree(ep.Addr); err != nil {
+		return err
+	}
+	cuda := "" // no GPU: keep the daemon on the CPU
+	if ep.GPU != nil {
+		cuda = ep.GPU.CUDAVisibleDevices()
+	}
+	env := append(append([]string{}, d.cfg.Environ...),
+		"OLLAMA_HOST="+ep.Addr,
+		"OLLAMA_MODELS="+d.cfg.ModelsDir,
+		"CUDA_VISIBLE_DEVICES="+cuda,
+	)
+	logPath := filepath.Join(d.cfg.LogDir, fmt.Sprintf("ollama_%s_%s.log", strings.ToLower(ep.Suffix), d.cfg.RunTS))
+	proc, err := server.Start(server.Spec{Name: "ollama test daemon " + ep.Suffix + " on " + ep.Addr, Path: d.cfg.Bin, Args: []string{"serve"}, Env: env, LogPath: logPath})
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.daemons[ep.Addr] = proc
+	d.mu.Unlock()
+	client := ollamaapi.New(ep.Addr)
+	err = proc.WaitReady(ctx, d.cfg.WaitAPI, 200*time.Millisecond, func(ctx context.Context) error {
+		_, err := client.Tags(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	fmt.Fprintf(d.log, "== test daemon %s on %s (%s, pid %d, OLLAMA_MODELS=%s, log %s)\n", ep.Suffix, ep.Addr, labelOf(ep), proc.PID(), d.cfg.ModelsDir, logPath)
+	return nil
+}
+
+func labelOf(ep stack.Endpoint) string {
+	if ep.GPU == nil {
+		return "cpu"
+	}
+	return ep.GPU.Label + " " + ep.GPU.UUID
+}
+
+// Close garbage-collects baked variants (GC_AFTER_RUN) and stops the test daemons.
+func (d *Driver) Close(ctx context.Context) {
+	if d.cfg.GCAfterRun && len(d.created) > 0 {
+		removed, kept := 0, 0
+		for _, name := range d.created {
+			if d.worked[name] {
+				kept++
+				continue
+			}
+			if err := d.persistent.Delete(context.WithoutCancel(ctx), name+":latest"); err != nil {
+				fmt.Fprintf(d.log, "! GC: could not remove %s: %v\n", name, err)
+				continue
+			}
+			removed++
+		}
+		fmt.Fprintf(d.log, "GC created variants: removed=%d kept=%d\n", removed, kept)
+	}
+	d.stopDaemons()
+}
+
+func (d *Driver) stopDaemons() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for addr, p := range d.daemons {
+		_ = p.Stop(10 * time.Second)
+		delete(d.daemons, addr)
+	}
+}
+
+// Targets lists base models on the persistent daemon, filtered by INCLUDE_MODELS and
+// EXCLUDE_MODELS, never fuze's own baked variants.
+func (d *Driver) Targets(ctx context.Context) ([]stack.Target, error) {
+	tctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
+	defer cancel()
+	models, err := d.persistent.Tags(tctx)
+	if err != nil {
+		return nil, fmt.Errorf("list models on %s: %w", hostPort(d.cfg.PersistentPort), err)
+	}
+	var out []stack.Target
+	for _, m := range models {
+		name := m.Name
+		switch {
+		case IsVariant(name):
+			continue
+		case d.cfg.Exclude != nil && d.cfg.Exclude.MatchString(name):
+			continue
+		case d.cfg.Include != nil && !d.cfg.Include.MatchString(name):
+			continue
+		}
+		out = append(out, stack.Target{Model: name, Alias: Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix)})
+	}
+	if len(out) == 0 {
+		fmt.Fprintf(d.log, "! No base models discovered on %s — you may need to 'ollama pull <model>' there (INCLUDE_MODELS=%q EXCLUDE_MODELS=%q)\n",
+			hostPort(d.cfg.PersistentPort), reString(d.cfg.Include), reString(d.cfg.Exclude))
+	}
+	return out, nil
+}
+
+func reString(re *regexp.Regexp) string {
+	if re == nil {
+		return ""
+	}
+	return re.String()
+}
+
+func (d *Driver) candidate(label, tag, ng string) stack.Candidate {
+	return stack.Candidate{Label: label, ModelTag: tag, NumGPU: ng, NumCtx: itoa(d.cfg.NumCtx), Batch: "default", NumPredict: itoa(d.cfg.NumPredict)}
+}
+
+// Baseline implements stack.Driver: the base model with Ollama's own offload decision.
+func (d *Driver) Baseline(_ context.Context, _ stack.Endpoint, t stack.Target) (stack.Candidate, error) {
+	return d.candidate(stack.LabelBaseline, t.Model, "default"), nil
+}
+
+// Candidates implements stack.Driver: num_gpu values from the layer count and NG_PERCENT_SET
+// (AUTO_NG=1 with FAST_MODE=1), else NUM_GPU_CANDIDATES.
+func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Target) ([]stack.Candidate, error) {
+	ngs := d.cfg.NumGPUFallback
+	if d.cfg.FastMode && d.cfg.AutoNG {
+		layers, err := d.layerCount(ctx, t.Model)
+		if err != nil {
+			fmt.Fprintf(d.log, "! AUTO_NG: %v; using NUM_GPU_CANDIDATES\n", err)
+		} else {
+			ngs = sweep.PercentOfLayers(layers, d.cfg.NGPercents)
+			fmt.Fprintf(d.log, "   AUTO_NG (layers=%d) -> num_gpu: %s\n", layers, joinInts(ngs))
+		}
+	}
+	var out []stack.Candidate
+	for _, ng := range ngs {
+		tag := t.Model
+		if !d.cfg.FastMode {
+			tag = VariantName(t.Alias, ep.GPULabel(), ng) + ":latest"
+		}
+		out = append(out, d.candidate(stack.LabelOptimized, tag, itoa(ng)))
+	}
+	return out, nil
+}
+
+// layerCount is the number of layers num_gpu counts: the repeating blocks from /api/show
+// plus the output layer.
+func (d *Driver) layerCount(ctx context.Context, model string) (int, error) {
+	d.mu.Lock()
+	n, ok := d.layers[model]
+	d.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
+	defer cancel()
+	show, err := d.persistent.Show(tctx, model)
+	if err != nil {
+		return 0, fmt.Errorf("layer count of %s: %w", model, err)
+	}
+	blocks, ok := show.BlockCount()
+	if !ok {
+		return 0, fmt.Errorf("layer count of %s: /api/show has no block_count", model)
+	}
+	d.mu.Lock()
+	d.layers[model] = blocks + 1
+	d.mu.Unlock()
+	return blocks + 1, nil
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = itoa(n)
+	}
+	return strings.Join(s, " ")
+}
+
+// Publish implements stack.Publisher (PUBLISH_BEST=1): bake the best num_gpu as a tag and
+// measure the tag itself.
+func (d *Driver) Publish(_ context.Context, ep stack.Endpoint, t stack.Target, best stack.Candidate) (stack.Candidate, bool) {
+	if !d.cfg.PublishBest || best.NumGPU == "" || best.NumGPU == "default" {
+		return stack.Candidate{}, false
+	}
+	ng, err := strconv.Atoi(best.NumGPU)
+	if err != nil {
+		return stack.Candidate{}, false
+	}
+	return d.candidate(stack.LabelPublished, VariantName(t.Alias, ep.GPULabel(), ng)+":latest", best.NumGPU), true
+}
+
+// options are the runtime options of a request for candidate c.
+func (d *Driver) options(c stack.Candidate, numPredict int) map[string]any {
+	opts := map[string]any{
+		"num_predict": numPredict,
+		"num_ctx":     d.cfg.NumCtx,
+		"temperature": d.cfg.Temperature,
+		"seed":        42,
+	}
+	// Baked variants carry num_gpu in their parameters; runtime num_gpu is for the base tag.
+	if ng, err := strconv.Atoi(c.NumGPU); err == nil && !isBaked(c) {
+		opts["num_gpu"] = ng
+	}
+	return opts
+}
+
+func isBaked(c stack.Candidate) bool { return c.Label == stack.LabelPublished || IsVariant(c.ModelTag) }
+
+// Measure implements stack.Driver: bake the variant if needed, load the configuration with a
+// warm-up request (not recorded: load time must not pollute tokens/sec), then measure one
+// streamed generation with a prompt no earlier request has seen (prompt caching would
+// otherwise make prefill look free).
+func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
+	d.mu.Lock()
+	d.seq++
+	seq := d.seq
+	d.mu.Unlock()
+	s := &measure.Sample{
+		Stack: d.Name(), Endpoint: ep.Addr, Model: t.Model, ModelTag: c.ModelTag, Label: c.Label,
+		Settings:  map[string]string{"num_gpu": c.NumGPU, "num_ctx": c.NumCtx, "num_predict": c.NumPredict, "temperature": strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64)},
+		MaxTokens: d.cfg.NumPredict,
+		Outcome:   measure.OK,
+	}
+	client := ollamaapi.New(ep.Addr)
+	if isBaked(c) {
+		if err := d.bake(ctx, t, c); err != nil {
+			d.fail(s, ep, err)
+			return s
+		}
+	}
+	warm := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: "warm up", Stream: false, Options: d.options(c, 1)}
+	wctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
+	wres, err := client.Generate(wctx, warm, nil)
+	cancel()
+	if err != nil {
+		d.fail(s, ep, fmt.Errorf("warm-up (load) request: %w", err))
+		d.debug(seq, ep, t, c, warm, nil, s)
+		return s
+	}
+	s.Settings["warmup_load_ns"] = strconv.FormatInt(wres.LoadDuration, 10)
+
+	req := ollamaapi.GenerateRequest{
+		Model:   c.ModelTag,
+		Prompt:  fmt.Sprintf("[fuze run %s attempt %d] %s", d.cfg.RunTS, seq, d.cfg.Prompt),
+		Stream:  true,
+		Options: d.options(c, d.cfg.NumPredict),
+	}
+	mctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
+	defer cancel()
+	s.Start = time.Now()
+	final, err := client.Generate(mctx, req, func(chunk ollamaapi.GenerateChunk, at time.Time) {
+		since := at.Sub(s.Start)
+		if s.FirstByte == 0 {
+			s.FirstByte = since
+		}
+		if chunk.Response != "" {
+			if s.FirstToken == 0 {
+				s.FirstToken = since
+			}
+			s.ChunkTimes = append(s.ChunkTimes, since)
+		}
+	})
+	s.End = time.Since(s.Start)
+	if err != nil {
+		d.fail(s, ep, err)
+		d.debug(seq, ep, t, c, req, nil, s)
+		return s
+	}
+	s.ServerPromptTokens = final.PromptEvalCount
+	s.ServerOutputTokens = final.EvalCount
+	s.ServerPromptDuration = time.Duration(final.PromptEvalDuration)
+	s.ServerDecodeDuration = time.Duration(final.EvalDuration)
+	s.ServerLoadDuration = time.Duration(final.LoadDuration)
+	s.ServerTotalDuration = time.Duration(final.TotalDuration)
+	s.StopReason = final.DoneReason
+	if final.EvalCount <= 0 || final.EvalDuration <= 0 {
+		s.Outcome, s.Error = measure.ErrMalformed, fmt.Sprintf("final answer has eval_count=%d eval_duration=%d", final.EvalCount, final.EvalDuration)
+	}
+	if final.EvalCount != d.cfg.NumPredict && s.Outcome == measure.OK {
+		s.Notes = append(s.Notes, fmt.Sprintf("output length %d differs from num_predict %d (done_reason %q)", final.EvalCount, d.cfg.NumPredict, final.DoneReason))
+	}
+	d.recordPlacement(ctx, client, c.ModelTag, s)
+	if isBaked(c) && s.Outcome == measure.OK {
+		d.mu.Lock()
+		d.worked[strings.TrimSuffix(c.ModelTag, ":latest")] = true
+		d.mu.Unlock()
+	}
+	if isBaked(c) && s.Failed() && !d.cfg.KeepFailed {
+		_ = d.persistent.Delete(context.WithoutCancel(ctx), c.ModelTag)
+	}
+	d.debug(seq, ep, t, c, req, final, s)
+	return s
+}
+
+// recordPlacement keeps what Ollama reports about where the model sits (GET /api/ps): the
+// evidence that num_gpu really changed offload.
+func (d *Driver) recordPlacement(ctx context.Context, client *ollamaapi.Client, model string, s *measure.Sample) {
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
+	defer cancel()
+	running, err := client.PS(pctx)
+	if err != nil {
+		return
+	}
+	for _, m := range running {
+		if m.Name == model || m.Model == model || m.Name == model+":latest" {
+			s.Settings["model_bytes"] = strconv.FormatInt(m.Size, 10)
+			s.Settings["vram_bytes"] = strconv.FormatInt(m.SizeVRAM, 10)
+			if m.ContextLength > 0 {
+				s.Settings["context_length"] = itoa(m.ContextLength)
+			}
+		}
+	}
+}
+
+// bake creates a baked variant (FROM base, PARAMETER num_gpu) on the persistent daemon.
+func (d *Driver) bake(ctx context.Context, t stack.Target, c stack.Candidate) error {
+	name := strings.TrimSuffix(c.ModelTag, ":latest")
+	ng, err := strconv.Atoi(c.NumGPU)
+	if err != nil {
+		return fmt.Errorf("bake %s: num_gpu %q is not a number", name, c.NumGPU)
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
+	defer cancel()
+	if err := d.persistent.Create(cctx, ollamaapi.CreateRequest{Model: name, From: t.Model, Parameters: map[string]any{"num_gpu": ng}}); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.created = append(d.created, name)
+	d.mu.Unlock()
+	d.appendCreated(name)
+	return nil
+}
+
+func (d *Driver) appendCreated(name string) {
+	path := filepath.Join(d.cfg.LogDir, "ollama_created_"+d.cfg.RunTS+".txt")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintf(d.log, "! cannot record created variant in %s: %v\n", path, err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, name)
+}
+
+// fail classifies err into the sample's outcome.
+func (d *Driver) fail(s *measure.Sample, ep stack.Endpoint, err error) {
+	s.Error = err.Error()
+	var se *ollamaapi.StatusError
+	d.mu.Lock()
+	proc := d.daemons[ep.Addr]
+	d.mu.Unlock()
+	switch {
+	case proc != nil && proc.ExitError() != nil:
+		s.Outcome, s.Error = measure.ErrExited, proc.ExitError().Error()
+	case errors.Is(err, context.Canceled):
+		s.Outcome = measure.ErrCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		s.Outcome = measure.ErrTimeout
+	case errors.As(err, &se):
+		s.Outcome = measure.ErrHTTP
+		if strings.Contains(se.Message, "memory") || strings.Contains(se.Message, "load") || strings.Contains(se.Message, "llama runner") {
+			s.Outcome = measure.ErrLoad
+		}
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		s.Outcome = measure.ErrConnect
+	case errors.Is(err, ollamaapi.ErrIncomplete), strings.Contains(err.Error(), "malformed"):
+		s.Outcome = measure.ErrMalformed
+	default:
+		s.Outcome = measure.ErrOther
+	}
+}
+
+// debug writes the request, the final answer and the metrics of an attempt (DEBUG_BENCH=1).
+func (d *Driver) debug(seq int, ep stack.Endpoint, t stack.Target, c stack.Candidate, req ollamaapi.GenerateRequest, final *ollamaapi.GenerateChunk, s *measure.Sample) {
+	if !d.cfg.DebugBench {
+		return
+	}
+	dir := filepath.Join(d.cfg.LogDir, "debug_"+d.cfg.RunTS)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(d.log, "! DEBUG_BENCH: %v\n", err)
+		return
+	}
+	ng := c.NumGPU
+	base := fmt.Sprintf("ollama_%s_%s_%s_ng%s_%03d", ep.Suffix, separatorRun.ReplaceAllString(t.Model, "-"), c.Label, ng, seq)
+	write := func(suffix string, v any) {
+		b, _ := json.MarshalIndent(v, "", "  ")
+		if err := os.WriteFile(filepath.Join(dir, base+suffix), append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintf(d.log, "! DEBUG_BENCH: %v\n", err)
+		}
+	}
+	write(".request.json", req)
+	if final != nil {
+		write(".response.json", final)
+	}
+	write(".metrics.json", map[string]any{
+		"eval_count": s.ServerOutputTokens, "eval_duration": s.ServerDecodeDuration.Nanoseconds(),
+		"tokens_per_sec": s.DecodeTokensPerSec(), "endpoint": ep.Addr, "model": c.ModelTag,
+		"outcome": s.Outcome, "error": s.Error,
+	})
+}
