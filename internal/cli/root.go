@@ -102,6 +102,8 @@ EXIT STATUS
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newVersionCommand(s),
+		newStackCommand(s),
+		newSynthCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/knobs"
+	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stack/ollama"
+	"github.com/fuze-ai/fuze/internal/sweep"
+)
+
+// ollamaConfig maps the knobs onto the Ollama driver's configuration.
+func ollamaConfig(cfg *knobs.Config, logDir, runTS string) (ollama.Config, error) {
+	var c ollama.Config
+	var errs []error
+	num := func(name string) int {
+		v, err := cfg.Int(name)
+		errs = append(errs, err)
+		return v
+	}
+	secs := func(name string) time.Duration {
+		v, err := cfg.Duration(name)
+		errs = append(errs, err)
+		return v
+	}
+	flag := func(name string) bool {
+		v, err := cfg.Bool01(name)
+		errs = append(errs, err)
+		return v
+	}
+	c.PersistentPort = num("PERSISTENT_PORT")
+	c.TestPortA = num("TEST_PORT_A")
+	c.TestPortB = num("TEST_PORT_B")
+	if cfg.Get("SKIP_TEST_UNITS") != "" {
+		c.SkipTestUnits = flag("SKIP_TEST_UNITS")
+	}
+	c.ModelsDir = cfg.Get("OLLAMA_MODELS_DIR")
+	c.AliasPrefix = cfg.Get("ALIAS_PREFIX")
+	c.AliasSuffix = cfg.Get("ALIAS_SUFFIX")
+	c.Prompt = cfg.Get("PROMPT")
+	c.NumPredict = num("BENCH_NUM_PREDICT")
+	c.NumCtx = num("BENCH_NUM_CTX")
+	t, err := cfg.Float("TEMPERATURE")
+	errs = append(errs, err)
+	c.Temperature = t
+	c.FastMode = flag("FAST_MODE")
+	c.AutoNG = flag("AUTO_NG")
+	pcts, err := percentList(cfg, "NG_PERCENT_SET")
+	errs = append(errs, err)
+	c.NGPercents = pcts
+	ngs, err := cfg.Ints("NUM_GPU_CANDIDATES")
+	errs = append(errs, err)
+	c.NumGPUFallback = ngs
+	c.KeepFailed = flag("KEEP_FAILED_VARIANTS")
+	c.GCAfterRun = flag("GC_AFTER_RUN")
+	c.PublishBest = flag("PUBLISH_BEST")
+	c.DebugBench = flag("DEBUG_BENCH")
+	c.TimeoutGen = secs("TIMEOUT_GEN")
+	c.TimeoutTags = secs("TIMEOUT_TAGS")
+	c.WaitAPI = secs("WAIT_API_SECS")
+	c.LogDir = logDir
+	c.RunTS = runTS
+	c.Environ = cfg.Environ()
+	c.Include, err = cfg.Regexp("INCLUDE_MODELS")
+	errs = append(errs, err)
+	c.Exclude, err = cfg.Regexp("EXCLUDE_MODELS")
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return c, usageError{err}
+	}
+	c.Bin = cfg.Get("OLLAMA_BIN")
+	if _, err := os.Stat(c.Bin); err != nil {
+		// The original's default path; fall back to PATH before giving up.
+		if p, lerr := exec.LookPath("ollama"); lerr == nil {
+			c.Bin = p
+		}
+	}
+	return c, nil
+}
+
+// runOllamaBenchmark is `fuze stack [@env] ollama benchmark`.
+func runOllamaBenchmark(ctx context.Context, s streams, cfg *knobs.Config) error {
+	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
+	if err != nil {
+		return err
+	}
+	if warning != "" {
+		fmt.Fprintf(s.err, "! %s\n", warning)
+	}
+	now := time.Now()
+	runTS := now.Format(results.RunTSLayout)
+	if v := cfg.Get("RUN_TS"); v != "" {
+		runTS = v
+	}
+	oc, err := ollamaConfig(cfg, logDir, runTS)
+	if err != nil {
+		return err
+	}
+	exhaustive, _ := cfg.Bool01("EXHAUSTIVE")
+	zeroBreak, _ := cfg.Int("ZERO_TOKPS_BREAK")
+	noImprove, _ := cfg.Int("NO_IMPROVE_LIMIT")
+	policy := sweep.Policy{Exhaustive: exhaustive}
+	if oc.FastMode {
+		// The original applied its guards to the runtime-option sweep only.
+		policy.ZeroBreak, policy.NoImproveLimit = zeroBreak, noImprove
+	}
+
+	gpus, err := gpu.Inventory(ctx, nil)
+	if err != nil {
+		return err
+	}
+	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(s.err, "! %s\n", w)
+	}
+	for _, g := range gpus {
+		fmt.Fprintf(s.err, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
+	}
+	if len(gpus) == 0 {
+		fmt.Fprintln(s.err, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
+	}
+
+	w, err := results.CreateRun(logDir, "ollama", now)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	fmt.Fprintf(s.err, "== Ollama auto-tune + bench ==\nPersistent : 127.0.0.1:%d\nCSV        : %s\nJSONL      : %s\n", oc.PersistentPort, w.CSVPath(), w.JSONLPath())
+
+	driver := ollama.New(oc, s.err)
+	endpoints, err := driver.Setup(ctx, sel)
+	if err != nil {
+		return err
+	}
+	defer driver.Close(ctx)
+	engine := &stack.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Log: s.err}
+	outcomes, runErr := engine.Run(ctx)
+	printOutcomes(s.out, outcomes)
+	fmt.Fprintf(s.out, "CSV: %s\n", w.CSVPath())
+	return runErr
+}
+
+// printOutcomes prints baseline vs best per (model, endpoint), aligned.
+func printOutcomes(out io.Writer, outcomes []stack.Outcome) {
+	if len(outcomes) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tendpoint\tgpu\tbase tok/s\tbest num_gpu\tbest tok/s\tgain\t")
+	for _, o := range outcomes {
+		base := 0.0
+		if o.Baseline != nil {
+			base = o.Baseline.DecodeTokensPerSec()
+		}
+		bestNG, bestTPS, gain := "-", "-", "-"
+		if o.Best != nil {
+			bestNG, bestTPS = o.Best.NumGPU, fmt.Sprintf("%.2f", o.BestTPS)
+			if base > 0 {
+				gain = fmt.Sprintf("%.2fx", o.BestTPS/base)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t\n", o.Target.Alias, o.Endpoint.Addr, o.Endpoint.GPULabel(), base, bestNG, bestTPS, gain)
+	}
+	tw.Flush()
+}
+
+// percentList reads a list of percentages in (0, 100].
+func percentList(cfg *knobs.Config, name string) ([]float64, error) {
+	words, err := cfg.List(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []float64
+	for _, w := range words {
+		p, err := strconv.ParseFloat(w, 64)
+		if err != nil || p <= 0 || p > 100 {
+			return nil, fmt.Errorf("%s=%q (from %s): %q is not a percentage in (0, 100]", name, cfg.Get(name), cfg.Source(name), w)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
