@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/gguf"
 	"github.com/fuze-ai/fuze/internal/ollamaapi"
 	"github.com/fuze-ai/fuze/internal/server"
 )
@@ -147,4 +148,31 @@ func joinLines(lines []string) string {
 		out += l + "\n"
 	}
 	return out
+}
+
+// TinyGGUF writes fuze's tiny synthetic model (the `fuze synth --preset tiny` file) into a
+// temporary directory and returns its path.
+func TinyGGUF(t testing.TB) string {
+	t.Helper()
+	p, ok := gguf.LookupPreset("tiny")
+	if !ok {
+		t.Fatal("no tiny preset")
+	}
+	s, err := gguf.NewSynth(gguf.SynthOptions{Shape: p.Shape, Type: p.Type, Seed: 1, Name: "fuze-tiny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	if _, err := s.WriteFile(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// StartWithTiny starts a test Ollama holding the tiny model under name.
+func StartWithTiny(t testing.TB, name string) *Server {
+	t.Helper()
+	srv := Start(t)
+	srv.CreateModel(t, name, TinyGGUF(t))
+	return srv
 }

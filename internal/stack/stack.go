@@ -131,6 +131,9 @@ func (e *Engine) runOne(ctx context.Context, t Target, ep Endpoint) (Outcome, er
 	if err != nil {
 		return o, err
 	}
+	if err := ctx.Err(); err != nil {
+		return o, err
+	}
 	cands, err := e.Driver.Candidates(ctx, ep, t)
 	if err != nil {
 		fmt.Fprintf(e.Log, "! %s: no candidates for %s on %s: %v\n", e.Driver.Name(), t.Model, ep.Addr, err)

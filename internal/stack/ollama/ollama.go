@@ -517,3 +517,10 @@ func (d *Driver) debug(seq int, ep stack.Endpoint, t stack.Target, c stack.Candi
 		"outcome": s.Outcome, "error": s.Error,
 	})
 }
+
+// Daemon returns the test daemon fuze started for an endpoint address, or nil.
+func (d *Driver) Daemon(addr string) *server.Process {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.daemons[addr]
+}

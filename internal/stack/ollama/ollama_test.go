@@ -1,0 +1,218 @@
+package ollama_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/ollamatest"
+	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stack/ollama"
+	"github.com/fuze-ai/fuze/internal/sweep"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func config(t *testing.T, srv *ollamatest.Server) ollama.Config {
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	p, _ := strconv.Atoi(port)
+	return ollama.Config{
+		PersistentPort: p, TestPortA: freePort(t), TestPortB: freePort(t),
+		ModelsDir: srv.Models, Bin: ollamatest.Binary(t),
+		AliasPrefix: "LLM-FuZe-", Prompt: "Tell me a fun fact about GPUs.",
+		NumPredict: 8, NumCtx: 512, FastMode: true, AutoNG: true,
+		NGPercents: []float64{100, 90, 75, 60, 50, 40, 30, 20, 10},
+		TimeoutGen: time.Minute, TimeoutTags: 10 * time.Second, WaitAPI: time.Minute,
+		LogDir: t.TempDir(), RunTS: "20261127_000000",
+		Environ: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()},
+	}
+}
+
+// killingDriver kills the endpoint's test daemon (the whole process group, as a crash
+// would) right after the n-th measurement.
+type killingDriver struct {
+	*ollama.Driver
+	n    int
+	addr string
+}
+
+func (k *killingDriver) Measure(ctx context.Context, ep stack.Endpoint, tg stack.Target, c stack.Candidate) *measure.Sample {
+	s := k.Driver.Measure(ctx, ep, tg, c)
+	k.n--
+	if k.n == 0 {
+		p := k.Driver.Daemon(k.addr)
+		_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
+		<-p.Done()
+	}
+	return s
+}
+
+func TestServerKilledMidSweepGivesFailureRows(t *testing.T) {
+	srv := ollamatest.StartWithTiny(t, "tiny:latest")
+	cfg := config(t, srv)
+	var log bytes.Buffer
+	d := ollama.New(cfg, &log)
+	eps, err := d.Setup(context.Background(), gpu.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	w, err := results.CreateRun(cfg.LogDir, "ollama", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// Baseline and first candidate succeed; the daemon dies; the next candidates fail.
+	e := &stack.Engine{Driver: &killingDriver{Driver: d, n: 2, addr: eps[0].Addr}, Endpoints: eps,
+		Policy: sweep.Policy{Exhaustive: true, ZeroBreak: 2}, Writer: w, Log: &log}
+	outcomes, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatalf("a dead server must not abort the run: %v\n%s", err, log.String())
+	}
+	rows, warnings, err := results.ReadRunCSV(w.CSVPath())
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("read back: %v %v", err, warnings)
+	}
+	// base + num_gpu 3 (ok), then the daemon dies: 2 and 1 fail and are still rows.
+	if len(rows) != 4 {
+		t.Fatalf("want 4 rows, got %d\n%s", len(rows), log.String())
+	}
+	if rows[0].TokensPerSec <= 0 || rows[1].TokensPerSec <= 0 {
+		t.Fatalf("rows before the kill must be measurements: %+v", rows[:2])
+	}
+	recs, _, err := results.ReadRunJSONL(w.JSONLPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{2, 3} {
+		if rows[i].TokensPerSec != 0 {
+			t.Errorf("row %d after the kill: %.2f tok/s", i, rows[i].TokensPerSec)
+		}
+		if recs[i].Sample.Outcome != measure.ErrExited || !strings.Contains(recs[i].Sample.Error, "killed") {
+			t.Errorf("row %d: outcome %q error %q, want server_exit naming the signal", i, recs[i].Sample.Outcome, recs[i].Sample.Error)
+		}
+	}
+	if !strings.Contains(log.String(), "server_exit") {
+		t.Errorf("console lacks the failure reasons:\n%s", log.String())
+	}
+	if len(outcomes) != 1 || outcomes[0].Best == nil {
+		t.Fatalf("outcomes %+v", outcomes)
+	}
+}
+
+func TestPersistentDaemonDownIsAClearError(t *testing.T) {
+	cfg := ollama.Config{PersistentPort: freePort(t), TimeoutTags: 2 * time.Second}
+	_, err := ollama.New(cfg, &bytes.Buffer{}).Setup(context.Background(), gpu.Selection{})
+	want := regexp.MustCompile(`persistent Ollama daemon on 127\.0\.0\.1:\d+ is not answering /api/tags .*connection refused`)
+	if err == nil || !want.MatchString(err.Error()) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestTestPortTakenIsAnError(t *testing.T) {
+	srv := ollamatest.StartWithTiny(t, "tiny:latest")
+	cfg := config(t, srv)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg.TestPortA = l.Addr().(*net.TCPAddr).Port
+	_, err = ollama.New(cfg, &bytes.Buffer{}).Setup(context.Background(), gpu.Selection{})
+	if err == nil || !strings.Contains(err.Error(), "port "+strconv.Itoa(cfg.TestPortA)+" is already in use by pid "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCancelStopsCleanly(t *testing.T) {
+	srv := ollamatest.StartWithTiny(t, "tiny:latest")
+	cfg := config(t, srv)
+	d := ollama.New(cfg, &bytes.Buffer{})
+	eps, err := d.Setup(context.Background(), gpu.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := results.CreateRun(cfg.LogDir, "ollama", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// Ctrl-C lands after the baseline: the sweep stops, the baseline row stays on disk.
+	e := &stack.Engine{Driver: &cancellingDriver{Driver: d, cancel: cancel}, Endpoints: eps,
+		Policy: sweep.Policy{Exhaustive: true}, Writer: w, Log: &bytes.Buffer{}}
+	_, err = e.Run(ctx)
+	if err != context.Canceled {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	d.Close(context.Background())
+	w.Close()
+	rows, _, err := results.ReadRunCSV(w.CSVPath())
+	if err != nil || len(rows) < 1 || rows[0].VariantLabel != "base-as-is" || rows[0].TokensPerSec <= 0 {
+		t.Fatalf("rows %+v err %v", rows, err)
+	}
+	if c, err := net.Dial("tcp", eps[0].Addr); err == nil {
+		c.Close()
+		t.Fatal("test daemon still listening after Close")
+	}
+	matches, _ := filepath.Glob(filepath.Join(cfg.LogDir, "ollama_a_*.log"))
+	if len(matches) != 1 {
+		t.Fatalf("daemon log not kept in LOG_DIR: %v", matches)
+	}
+}
+
+type cancellingDriver struct {
+	*ollama.Driver
+	cancel func()
+}
+
+func (c *cancellingDriver) Measure(ctx context.Context, ep stack.Endpoint, tg stack.Target, cand stack.Candidate) *measure.Sample {
+	s := c.Driver.Measure(ctx, ep, tg, cand)
+	c.cancel()
+	return s
+}
+
+func TestAlias(t *testing.T) {
+	for _, tc := range []struct{ tag, prefix, suffix, want string }{
+		{"gemma3:4b-it-fp16", "LLM-FuZe-", "-explore", "LLM-FuZe-gemma3-4b-i-f16-explore"},
+		{"gemma3:4b-it-fp16", "FuZeCORE-", "", "FuZeCORE-gemma3-4b-i-f16"},
+		{"library/llama3.1:8b-instruct-bf16", "LLM-FuZe-", "", "LLM-FuZe-library-llama3.1-8b-instruct-b16"},
+		{"mistral:7b-italian-q4", "p-", "", "p-mistral-7b-italian-q4"},
+		{"qwen:7b-it-it", "", "", "qwen-7b-i-i"},
+		{"LLM-FuZe-gemma3:4b", "LLM-FuZe-", "", "LLM-FuZe-gemma3-4b"},
+	} {
+		if got := ollama.Alias(tc.tag, tc.prefix, tc.suffix); got != tc.want {
+			t.Errorf("Alias(%q,%q,%q) = %q, want %q", tc.tag, tc.prefix, tc.suffix, got, tc.want)
+		}
+	}
+	for name, want := range map[string]bool{
+		"LLM-FuZe-gemma3-4b-i-f16-nvidia-5090-ng35:latest": true,
+		"LLM-FuZe-gemma3-4b-i-f16-nvidia-3090ti-ng4":       true,
+		"LLM-FuZe-llama-8b-nvidia-h100-80gb-ng33:latest":   true,
+		"LLM-FuZe-tiny-cpu-ng3:latest":                     true,
+		"gemma3:4b-it-fp16":                                false,
+		"nvidia-nemotron:70b":                              false,
+	} {
+		if got := ollama.IsVariant(name); got != want {
+			t.Errorf("IsVariant(%q) = %v", name, got)
+		}
+	}
+}
