@@ -104,6 +104,7 @@ EXIT STATUS
 		newVersionCommand(s),
 		newStackCommand(s),
 		newSynthCommand(s),
+		newKnobsCommand(s),
 	)
 	return root
 }
