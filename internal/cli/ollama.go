@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -192,4 +193,15 @@ func percentList(cfg *knobs.Config, name string) ([]float64, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// lookPath resolves a binary given as a path or a name on PATH.
+func lookPath(bin string) (string, error) {
+	if strings.ContainsRune(bin, '/') {
+		if _, err := os.Stat(bin); err != nil {
+			return "", err
+		}
+		return bin, nil
+	}
+	return exec.LookPath(bin)
 }

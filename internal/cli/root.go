@@ -105,6 +105,7 @@ EXIT STATUS
 		newStackCommand(s),
 		newSynthCommand(s),
 		newKnobsCommand(s),
+		newDemoCommand(s),
 	)
 	return root
 }

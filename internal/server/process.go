@@ -65,7 +65,9 @@ func Start(spec Spec) (*Process, error) {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	// Own process group: Stop signals the group, reaching every child the server forks.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if fuze itself is killed, the kernel kills the server rather than leaving it
+	// holding its port and GPU memory.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		p.closeLog()
 		return nil, fmt.Errorf("start %s (%s): %w", spec.Name, spec.Path, err)

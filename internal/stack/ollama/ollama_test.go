@@ -151,6 +151,7 @@ func TestCancelStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer d.Close(context.Background()) // also when an assertion fails; a second Close is a no-op
 	w, err := results.CreateRun(cfg.LogDir, "ollama", time.Now())
 	if err != nil {
 		t.Fatal(err)
