@@ -21,6 +21,8 @@ var registry = []Knob{
 		Doc: "Context length: Ollama options.num_ctx; vLLM --max-model-len and llama.cpp --ctx-size when set (else CTX); Triton records it in the CSV only"},
 	{Name: "BENCH_NUM_PREDICT", Default: "64", Kind: KindInt, Stacks: on(StackAll),
 		Doc: "Tokens to generate per request: Ollama options.num_predict; vLLM max_tokens and llama.cpp n_predict when set (else PRED); Triton records it in the CSV only"},
+	{Name: "BENCH_REPEAT", Default: "3", Kind: KindInt, Stacks: on(StackAll),
+		Doc: "fuze: measured requests per configuration (after the warm-up); the row carries the median decode tokens/sec, the JSONL every repeat and their spread"},
 	{Name: "TEMPERATURE", Default: "0.0", Kind: KindFloat, Stacks: on(StackAll),
 		Doc: "Sampling temperature sent with every request (Triton: recorded only)"},
 	{Name: "LOG_DIR", Default: defaultLogDir, Kind: KindPath, Stacks: on(StackAll),

@@ -48,6 +48,10 @@ type Sample struct {
 	End        time.Duration   `json:"end_ns"`         // since Start
 	ChunkTimes []time.Duration `json:"chunk_times_ns,omitempty"`
 
+	// Repeats: decode tokens/sec of every measured request of this configuration when it was
+	// measured several times (BENCH_REPEAT); this sample is the median one.
+	RepeatTPS []float64 `json:"repeat_tps,omitempty"`
+
 	// Outcome.
 	Outcome string   `json:"outcome"`
 	Error   string   `json:"error,omitempty"`
@@ -97,4 +101,18 @@ func (s *Sample) EndToEndTokensPerSec() float64 {
 		return 0
 	}
 	return float64(s.ServerOutputTokens) / s.End.Seconds()
+}
+
+// Spread returns the smallest and largest of the repeats' rates (both the sample's own rate
+// when it was measured once).
+func (s *Sample) Spread() (lo, hi float64) {
+	if len(s.RepeatTPS) == 0 {
+		r := s.DecodeTokensPerSec()
+		return r, r
+	}
+	lo, hi = s.RepeatTPS[0], s.RepeatTPS[0]
+	for _, r := range s.RepeatTPS[1:] {
+		lo, hi = min(lo, r), max(hi, r)
+	}
+	return lo, hi
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/gpu"
@@ -82,6 +83,7 @@ type Outcome struct {
 	Baseline *measure.Sample
 	Best     *Candidate // nil when no optimized candidate worked
 	BestTPS  float64
+	BestRun  *measure.Sample
 	Rows     int
 }
 
@@ -91,8 +93,11 @@ type Engine struct {
 	Endpoints []Endpoint
 	Policy    sweep.Policy
 	Writer    *results.RunWriter
-	Log       io.Writer // progress and warnings (stderr)
-	Now       func() time.Time
+	// Repeat is how many measured requests each configuration gets (at least 1). The row
+	// carries the median; a configuration counts as failed only when every repeat failed.
+	Repeat int
+	Log    io.Writer // progress and warnings (stderr)
+	Now    func() time.Time
 }
 
 // Run benchmarks every target on every endpoint. It returns the outcomes measured so far and
@@ -140,6 +145,7 @@ func (e *Engine) runOne(ctx context.Context, t Target, ep Endpoint) (Outcome, er
 		return o, nil
 	}
 	var writeErr error
+	samples := map[Candidate]*measure.Sample{}
 	res, err := sweep.Run(ctx, e.Policy, cands, func(ctx context.Context, c Candidate) float64 {
 		if writeErr != nil {
 			return 0
@@ -150,6 +156,7 @@ func (e *Engine) runOne(ctx context.Context, t Target, ep Endpoint) (Outcome, er
 			writeErr = err
 			return 0
 		}
+		samples[c] = s
 		return s.DecodeTokensPerSec()
 	})
 	if writeErr != nil {
@@ -160,7 +167,7 @@ func (e *Engine) runOne(ctx context.Context, t Target, ep Endpoint) (Outcome, er
 	}
 	if res.Best != nil {
 		best := res.Best.Candidate
-		o.Best, o.BestTPS = &best, res.Best.TokensPerSec
+		o.Best, o.BestTPS, o.BestRun = &best, res.Best.TokensPerSec, samples[best]
 		fmt.Fprintf(e.Log, "✔  Best so far: %s (num_gpu=%s) at %.2f tok/s\n", best.ModelTag, best.NumGPU, res.Best.TokensPerSec)
 		if p, ok := e.Driver.(Publisher); ok && err == nil {
 			if pub, ok := p.Publish(ctx, ep, t, best); ok {
@@ -176,13 +183,50 @@ func (e *Engine) runOne(ctx context.Context, t Target, ep Endpoint) (Outcome, er
 	return o, err
 }
 
+// measureRepeated measures c Repeat times and returns the median successful sample, with
+// every repeat's rate attached; the first failure when none succeeded.
+func (e *Engine) measureRepeated(ctx context.Context, ep Endpoint, t Target, c Candidate) *measure.Sample {
+	var ok []*measure.Sample
+	var failed *measure.Sample
+	var failures []string
+	for i := 0; i < max(e.Repeat, 1); i++ {
+		s := e.Driver.Measure(ctx, ep, t, c)
+		if s == nil {
+			s = &measure.Sample{Outcome: measure.ErrOther, Error: "driver returned no sample"}
+		}
+		if s.Failed() {
+			failures = append(failures, s.Outcome+": "+s.Error)
+			if failed == nil {
+				failed = s
+			}
+			if s.Outcome == measure.ErrExited || ctx.Err() != nil {
+				break // repeating against a dead server or after Ctrl-C measures nothing
+			}
+			continue
+		}
+		ok = append(ok, s)
+	}
+	if len(ok) == 0 {
+		return failed
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return ok[i].DecodeTokensPerSec() < ok[j].DecodeTokensPerSec() })
+	median := ok[(len(ok)-1)/2] // lower median: a rate that was really measured
+	if len(ok) > 1 || len(failures) > 0 {
+		median.RepeatTPS = nil
+		for _, s := range ok {
+			median.RepeatTPS = append(median.RepeatTPS, s.DecodeTokensPerSec())
+		}
+	}
+	for _, f := range failures {
+		median.Notes = append(median.Notes, "a repeat failed: "+f)
+	}
+	return median
+}
+
 // measureAndWrite measures c and writes its row and sample. Only a failure to write is an
 // error: a failed measurement is a 0.00 row.
 func (e *Engine) measureAndWrite(ctx context.Context, ep Endpoint, t Target, c Candidate) (*measure.Sample, error) {
-	s := e.Driver.Measure(ctx, ep, t, c)
-	if s == nil {
-		s = &measure.Sample{Outcome: measure.ErrOther, Error: "driver returned no sample"}
-	}
+	s := e.measureRepeated(ctx, ep, t, c)
 	if errors.Is(ctx.Err(), context.Canceled) && s.Outcome != measure.OK {
 		s.Outcome, s.Error = measure.ErrCanceled, "interrupted"
 	}
@@ -215,7 +259,11 @@ func (e *Engine) measureAndWrite(ctx context.Context, ep Endpoint, t Target, c C
 	if s.Failed() {
 		fmt.Fprintf(e.Log, "✖ [%s] %s %s num_gpu=%s -> 0.00 tok/s (%s: %s)\n", ep.Suffix, c.Label, c.ModelTag, ng, s.Outcome, s.Error)
 	} else {
-		fmt.Fprintf(e.Log, "✔ [%s] %s %s num_gpu=%s -> %.2f tok/s (%d tokens in %s)\n", ep.Suffix, c.Label, c.ModelTag, ng, tps, s.ServerOutputTokens, s.ServerDecodeDuration.Round(time.Millisecond))
+		spread := ""
+		if lo, hi := s.Spread(); len(s.RepeatTPS) > 1 {
+			spread = fmt.Sprintf(", median of %d: %.2f–%.2f", len(s.RepeatTPS), lo, hi)
+		}
+		fmt.Fprintf(e.Log, "✔ [%s] %s %s num_gpu=%s -> %.2f tok/s (%d tokens in %s%s)\n", ep.Suffix, c.Label, c.ModelTag, ng, tps, s.ServerOutputTokens, s.ServerDecodeDuration.Round(time.Millisecond), spread)
 	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(e.Log, "! [%s] %s: %s\n", ep.Suffix, c.ModelTag, n)
