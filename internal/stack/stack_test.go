@@ -1,0 +1,113 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/sweep"
+)
+
+// scriptedDriver returns, per candidate model tag, a queue of decode rates (0 = failure).
+type scriptedDriver struct {
+	rates     map[string][]float64
+	published bool
+	calls     []string
+}
+
+func (d *scriptedDriver) Name() string { return "scripted" }
+func (d *scriptedDriver) Targets(context.Context) ([]Target, error) {
+	return []Target{{Model: "m:1", Alias: "m-1"}}, nil
+}
+func (d *scriptedDriver) Baseline(context.Context, Endpoint, Target) (Candidate, error) {
+	return Candidate{Label: LabelBaseline, ModelTag: "base", NumGPU: "default", NumCtx: "512", Batch: "default", NumPredict: "10"}, nil
+}
+func (d *scriptedDriver) Candidates(context.Context, Endpoint, Target) ([]Candidate, error) {
+	return []Candidate{
+		{Label: LabelOptimized, ModelTag: "ng3", NumGPU: "3", NumCtx: "512", NumPredict: "10"},
+		{Label: LabelOptimized, ModelTag: "ng2", NumGPU: "2", NumCtx: "512", NumPredict: "10"},
+	}, nil
+}
+func (d *scriptedDriver) Measure(_ context.Context, _ Endpoint, _ Target, c Candidate) *measure.Sample {
+	d.calls = append(d.calls, c.ModelTag)
+	q := d.rates[c.ModelTag]
+	r := q[0]
+	d.rates[c.ModelTag] = q[1:]
+	if r == 0 {
+		return &measure.Sample{Outcome: measure.ErrHTTP, Error: "HTTP 500: boom"}
+	}
+	// 10 tokens in 10/r seconds: the server-reported rate is exactly r.
+	return &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 10, ServerDecodeDuration: time.Duration(10 / r * float64(time.Second))}
+}
+func (d *scriptedDriver) Publish(_ context.Context, _ Endpoint, _ Target, best Candidate) (Candidate, bool) {
+	if !d.published {
+		return Candidate{}, false
+	}
+	return Candidate{Label: LabelPublished, ModelTag: "pub", NumGPU: best.NumGPU}, true
+}
+
+func runScripted(t *testing.T, d *scriptedDriver, repeat int) ([]Outcome, []results.Row, string) {
+	t.Helper()
+	w, err := results.CreateRun(t.TempDir(), "ollama", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var log bytes.Buffer
+	e := &Engine{Driver: d, Endpoints: []Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}},
+		Policy: sweep.Policy{Exhaustive: true}, Writer: w, Log: &log, Repeat: repeat}
+	out, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, warns, err := results.ReadRunCSV(w.CSVPath())
+	if err != nil || len(warns) > 0 {
+		t.Fatal(err, warns)
+	}
+	return out, rows, log.String()
+}
+
+func TestRepeatsGiveTheMedianAndTheSpread(t *testing.T) {
+	d := &scriptedDriver{rates: map[string][]float64{
+		"base": {10, 30, 20},
+		"ng3":  {50, 0, 40}, // one failed repeat: still a measurement, noted
+		"ng2":  {0, 0, 0},   // every repeat failed: a 0.00 row
+	}}
+	out, rows, log := runScripted(t, d, 3)
+	if len(rows) != 3 {
+		t.Fatalf("rows %+v", rows)
+	}
+	if rows[0].TokensPerSec != 20 || rows[1].TokensPerSec != 40 || rows[2].TokensPerSec != 0 {
+		t.Fatalf("rates %.2f %.2f %.2f, want medians 20 40 and a failure", rows[0].TokensPerSec, rows[1].TokensPerSec, rows[2].TokensPerSec)
+	}
+	if out[0].Best == nil || out[0].Best.ModelTag != "ng3" || out[0].BestRun == nil {
+		t.Fatalf("best %+v", out[0].Best)
+	}
+	if lo, hi := out[0].BestRun.Spread(); lo != 40 || hi != 50 {
+		t.Fatalf("spread %v–%v", lo, hi)
+	}
+	if !strings.Contains(log, "a repeat failed: http_status: HTTP 500: boom") || !strings.Contains(log, "median of 3: 10.00–30.00") {
+		t.Fatalf("console:\n%s", log)
+	}
+	if rows[0].NumCtx != "512" || rows[0].NumPredict != "10" || rows[0].GPULabel != "cpu" {
+		t.Fatalf("row settings %+v", rows[0])
+	}
+}
+
+func TestPublishedRowFollowsTheBest(t *testing.T) {
+	d := &scriptedDriver{published: true, rates: map[string][]float64{
+		"base": {10}, "ng3": {12}, "ng2": {15}, "pub": {14},
+	}}
+	_, rows, _ := runScripted(t, d, 1)
+	var labels []string
+	for _, r := range rows {
+		labels = append(labels, r.VariantLabel+":"+r.NumGPU)
+	}
+	if got := strings.Join(labels, " "); got != "base-as-is:default optimized:3 optimized:2 published:2" {
+		t.Fatalf("rows %s", got)
+	}
+}
