@@ -2,10 +2,12 @@ module github.com/fuze-ai/fuze
 
 go 1.26.8
 
-require github.com/spf13/cobra v1.10.2
+require (
+	github.com/gpustack/gguf-parser-go v0.28.1
+	github.com/spf13/cobra v1.10.2
+)
 
 require (
-	github.com/gpustack/gguf-parser-go v0.28.1 // indirect
 	github.com/henvic/httpretty v0.1.4 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
