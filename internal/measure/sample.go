@@ -52,6 +52,13 @@ type Sample struct {
 	// measured several times (BENCH_REPEAT); this sample is the median one.
 	RepeatTPS []float64 `json:"repeat_tps,omitempty"`
 
+	// Roofline: decode reads every weight once per token, so a GPU cannot decode faster than
+	// its memory bandwidth over the model's weight bytes. Zero when unknown (CPU, GPU not in
+	// the bandwidth table, model size unknown).
+	ModelBytes    int64   `json:"model_bytes,omitempty"`
+	RooflineTPS   float64 `json:"roofline_tps,omitempty"`
+	RooflineShare float64 `json:"roofline_share,omitempty"` // decode rate / RooflineTPS
+
 	// Outcome.
 	Outcome string   `json:"outcome"`
 	Error   string   `json:"error,omitempty"`

@@ -38,6 +38,8 @@ func (e Endpoint) GPULabel() string {
 type Target struct {
 	Model string // CSV base_model, as the stack names it (an Ollama tag, a GGUF alias…)
 	Alias string // the one alias used in names and summaries
+	// WeightBytes is the size of the model's weights (0: unknown), for the roofline.
+	WeightBytes int64
 }
 
 // Candidate is one configuration to measure.
@@ -230,6 +232,7 @@ func (e *Engine) measureAndWrite(ctx context.Context, ep Endpoint, t Target, c C
 	if errors.Is(ctx.Err(), context.Canceled) && s.Outcome != measure.OK {
 		s.Outcome, s.Error = measure.ErrCanceled, "interrupted"
 	}
+	e.roofline(ep, t, s)
 	tps := s.DecodeTokensPerSec()
 	row := results.Row{
 		TS:           e.now(),
@@ -265,10 +268,34 @@ func (e *Engine) measureAndWrite(ctx context.Context, ep Endpoint, t Target, c C
 		}
 		fmt.Fprintf(e.Log, "✔ [%s] %s %s num_gpu=%s -> %.2f tok/s (%d tokens in %s%s)\n", ep.Suffix, c.Label, c.ModelTag, ng, tps, s.ServerOutputTokens, s.ServerDecodeDuration.Round(time.Millisecond), spread)
 	}
+	if s.RooflineTPS > 0 && !s.Failed() {
+		fmt.Fprintf(e.Log, "   roofline: %.2f tok/s (%s bandwidth / %.2f GB of weights): %.0f%% of it\n",
+			s.RooflineTPS, ep.GPULabel(), float64(s.ModelBytes)/1e9, 100*s.RooflineShare)
+	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(e.Log, "! [%s] %s: %s\n", ep.Suffix, c.ModelTag, n)
 	}
 	return s, nil
+}
+
+// roofline fills the sample's memory-bandwidth bound. A rate above the bound cannot be a
+// decode rate of this model on this GPU: it is flagged as a measurement error.
+func (e *Engine) roofline(ep Endpoint, t Target, s *measure.Sample) {
+	if ep.GPU == nil || t.WeightBytes <= 0 {
+		return
+	}
+	bw, ok := gpu.PeakBandwidth(ep.GPU.Name)
+	if !ok {
+		return
+	}
+	s.ModelBytes = t.WeightBytes
+	s.RooflineTPS = bw / float64(t.WeightBytes)
+	if tps := s.DecodeTokensPerSec(); tps > 0 {
+		s.RooflineShare = tps / s.RooflineTPS
+		if s.RooflineShare > 1 {
+			s.Notes = append(s.Notes, fmt.Sprintf("measurement error: %.2f tok/s is above the memory-bandwidth roofline of %.2f tok/s", tps, s.RooflineTPS))
+		}
+	}
 }
 
 func (e *Engine) now() time.Time {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
 	"github.com/fuze-ai/fuze/internal/sweep"
@@ -109,5 +110,27 @@ func TestPublishedRowFollowsTheBest(t *testing.T) {
 	}
 	if got := strings.Join(labels, " "); got != "base-as-is:default optimized:3 optimized:2 published:2" {
 		t.Fatalf("rows %s", got)
+	}
+}
+
+func TestRooflineShareAndMeasurementError(t *testing.T) {
+	e := &Engine{}
+	h100 := &gpu.GPU{Name: "NVIDIA H100 80GB HBM3", Label: "nvidia-h100-80gb"}
+	ep := Endpoint{GPU: h100}
+	tg := Target{WeightBytes: 16_060_000_000} // an 8B model in F16
+	s := &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 160, ServerDecodeDuration: time.Second}
+	e.roofline(ep, tg, s)
+	if s.RooflineTPS < 208 || s.RooflineTPS > 209 || s.RooflineShare < 0.76 || s.RooflineShare > 0.77 || len(s.Notes) != 0 {
+		t.Fatalf("roofline %.2f share %.3f notes %v", s.RooflineTPS, s.RooflineShare, s.Notes)
+	}
+	fast := &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 300, ServerDecodeDuration: time.Second}
+	e.roofline(ep, tg, fast)
+	if len(fast.Notes) != 1 || !strings.Contains(fast.Notes[0], "measurement error") {
+		t.Fatalf("a rate above the bound must be flagged: %v", fast.Notes)
+	}
+	cpu := &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 10, ServerDecodeDuration: time.Second}
+	e.roofline(Endpoint{}, tg, cpu)
+	if cpu.RooflineTPS != 0 {
+		t.Fatal("no roofline without a GPU")
 	}
 }

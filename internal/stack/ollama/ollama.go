@@ -213,7 +213,7 @@ func (d *Driver) Targets(ctx context.Context) ([]stack.Target, error) {
 		case d.cfg.Include != nil && !d.cfg.Include.MatchString(name):
 			continue
 		}
-		out = append(out, stack.Target{Model: name, Alias: Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix)})
+		out = append(out, stack.Target{Model: name, Alias: Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix), WeightBytes: m.Size})
 	}
 	if len(out) == 0 {
 		fmt.Fprintf(d.log, "! No base models discovered on %s — you may need to 'ollama pull <model>' there (INCLUDE_MODELS=%q EXCLUDE_MODELS=%q)\n",
