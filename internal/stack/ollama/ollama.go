@@ -206,14 +206,14 @@ func (d *Driver) Targets(ctx context.Context) ([]stack.Target, error) {
 	for _, m := range models {
 		name := m.Name
 		switch {
-		case IsVariant(name):
+		case stack.IsVariant(name):
 			continue
 		case d.cfg.Exclude != nil && d.cfg.Exclude.MatchString(name):
 			continue
 		case d.cfg.Include != nil && !d.cfg.Include.MatchString(name):
 			continue
 		}
-		out = append(out, stack.Target{Model: name, Alias: Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix), WeightBytes: m.Size})
+		out = append(out, stack.Target{Model: name, Alias: stack.Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix), WeightBytes: m.Size})
 	}
 	if len(out) == 0 {
 		fmt.Fprintf(d.log, "! No base models discovered on %s — you may need to 'ollama pull <model>' there (INCLUDE_MODELS=%q EXCLUDE_MODELS=%q)\n",
@@ -255,7 +255,7 @@ func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Targ
 	for _, ng := range ngs {
 		tag := t.Model
 		if !d.cfg.FastMode {
-			tag = VariantName(t.Alias, ep.GPULabel(), ng) + ":latest"
+			tag = stack.VariantName(t.Alias, ep.GPULabel(), ng) + ":latest"
 		}
 		out = append(out, d.candidate(stack.LabelOptimized, tag, itoa(ng)))
 	}
@@ -305,7 +305,7 @@ func (d *Driver) Publish(_ context.Context, ep stack.Endpoint, t stack.Target, b
 	if err != nil {
 		return stack.Candidate{}, false
 	}
-	return d.candidate(stack.LabelPublished, VariantName(t.Alias, ep.GPULabel(), ng)+":latest", best.NumGPU), true
+	return d.candidate(stack.LabelPublished, stack.VariantName(t.Alias, ep.GPULabel(), ng)+":latest", best.NumGPU), true
 }
 
 // options are the runtime options of a request for candidate c.
@@ -323,7 +323,9 @@ func (d *Driver) options(c stack.Candidate, numPredict int) map[string]any {
 	return opts
 }
 
-func isBaked(c stack.Candidate) bool { return c.Label == stack.LabelPublished || IsVariant(c.ModelTag) }
+func isBaked(c stack.Candidate) bool {
+	return c.Label == stack.LabelPublished || stack.IsVariant(c.ModelTag)
+}
 
 // Measure implements stack.Driver: bake the variant if needed, load the configuration with a
 // warm-up request (not recorded: load time must not pollute tokens/sec), then measure one
@@ -500,7 +502,7 @@ func (d *Driver) debug(seq int, ep stack.Endpoint, t stack.Target, c stack.Candi
 		return
 	}
 	ng := c.NumGPU
-	base := fmt.Sprintf("ollama_%s_%s_%s_ng%s_%03d", ep.Suffix, separatorRun.ReplaceAllString(t.Model, "-"), c.Label, ng, seq)
+	base := fmt.Sprintf("ollama_%s_%s_%s_ng%s_%03d", ep.Suffix, strings.NewReplacer("/", "-", ":", "-").Replace(t.Model), c.Label, ng, seq)
 	write := func(suffix string, v any) {
 		b, _ := json.MarshalIndent(v, "", "  ")
 		if err := os.WriteFile(filepath.Join(dir, base+suffix), append(b, '\n'), 0o644); err != nil {

@@ -1,7 +1,8 @@
-package ollama
+package stack
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -34,10 +35,10 @@ func Alias(tag, prefix, suffix string) string {
 	return prefix + a + suffix
 }
 
-// IsVariant reports whether an Ollama model name is one of fuze's baked num_gpu variants.
+// IsVariant reports whether a model name is one of fuze's baked num_gpu variants.
 func IsVariant(name string) bool { return variantName.MatchString(name) }
 
 // VariantName is the tag baked for num_gpu ng of a model on a GPU label.
 func VariantName(alias, gpuLabel string, ng int) string {
-	return alias + "-" + gpuLabel + "-ng" + itoa(ng)
+	return alias + "-" + gpuLabel + "-ng" + strconv.Itoa(ng)
 }
