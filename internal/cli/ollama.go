@@ -12,10 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/measure"
-	"github.com/fuze-ai/fuze/internal/results"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stack/ollama"
 	"github.com/fuze-ai/fuze/internal/sweep"
@@ -91,72 +89,19 @@ func ollamaConfig(cfg *knobs.Config, logDir, runTS string) (ollama.Config, error
 }
 
 // runOllamaBenchmark is `fuze stack [@env] ollama benchmark`.
-func runOllamaBenchmark(ctx context.Context, s streams, cfg *knobs.Config) error {
-	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
-	if err != nil {
-		return err
-	}
-	if warning != "" {
-		fmt.Fprintf(s.err, "! %s\n", warning)
-	}
-	now := time.Now()
-	runTS := now.Format(results.RunTSLayout)
-	if v := cfg.Get("RUN_TS"); v != "" {
-		runTS = v
-	}
-	oc, err := ollamaConfig(cfg, logDir, runTS)
-	if err != nil {
-		return err
-	}
-	exhaustive, _ := cfg.Bool01("EXHAUSTIVE")
-	zeroBreak, _ := cfg.Int("ZERO_TOKPS_BREAK")
-	noImprove, _ := cfg.Int("NO_IMPROVE_LIMIT")
-	policy := sweep.Policy{Exhaustive: exhaustive}
-	if oc.FastMode {
-		// The original applied its guards to the runtime-option sweep only.
-		policy.ZeroBreak, policy.NoImproveLimit = zeroBreak, noImprove
-	}
-
-	gpus, err := gpu.Inventory(ctx, nil)
-	if err != nil {
-		return err
-	}
-	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
-	if err != nil {
-		return err
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(s.err, "! %s\n", w)
-	}
-	for _, g := range gpus {
-		fmt.Fprintf(s.err, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
-	}
-	if len(gpus) == 0 {
-		fmt.Fprintln(s.err, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
-	}
-
-	w, err := results.CreateRun(logDir, "ollama", now)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	fmt.Fprintf(s.err, "== Ollama auto-tune + bench ==\nPersistent : 127.0.0.1:%d\nCSV        : %s\nJSONL      : %s\n", oc.PersistentPort, w.CSVPath(), w.JSONLPath())
-
-	driver := ollama.New(oc, s.err)
-	endpoints, err := driver.Setup(ctx, sel)
-	if err != nil {
-		return err
-	}
-	defer driver.Close(ctx)
-	repeat, err := cfg.Int("BENCH_REPEAT")
-	if err != nil || repeat < 1 {
-		return usageErrorf("BENCH_REPEAT=%q (from %s): want an integer ≥ 1", cfg.Get("BENCH_REPEAT"), cfg.Source("BENCH_REPEAT"))
-	}
-	engine := &stack.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Log: s.err, Repeat: repeat}
-	outcomes, runErr := engine.Run(ctx)
-	printOutcomes(s.out, outcomes)
-	fmt.Fprintf(s.out, "CSV: %s\n", w.CSVPath())
-	return runErr
+func runOllamaBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (csvPath string, err error) {
+	return runStackBenchmark(ctx, s, cfg, "ollama", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Runner, sweep.Policy, error) {
+		oc, err := ollamaConfig(cfg, rc.LogDir, rc.RunTS)
+		if err != nil {
+			return nil, p, err
+		}
+		if !oc.FastMode {
+			// The original applied its guards to the runtime-option sweep only.
+			p.ZeroBreak, p.NoImproveLimit = 0, 0
+		}
+		fmt.Fprintf(rc.Log, "Persistent : 127.0.0.1:%d\n", oc.PersistentPort)
+		return ollama.New(oc, rc.Log), p, nil
+	})
 }
 
 // printOutcomes prints baseline vs best per (model, endpoint), aligned. The spread is the

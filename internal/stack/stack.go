@@ -72,6 +72,15 @@ type Driver interface {
 	Measure(ctx context.Context, ep Endpoint, t Target, c Candidate) *measure.Sample
 }
 
+// Runner is a driver with per-run set-up: Setup starts whatever servers the endpoints need
+// (one per selected GPU, or one on the CPU when there is none) and returns the endpoints;
+// Close stops them all and must be safe to call after a failed Setup.
+type Runner interface {
+	Driver
+	Setup(ctx context.Context, sel gpu.Selection) ([]Endpoint, error)
+	Close(ctx context.Context)
+}
+
 // Publisher is implemented by drivers that can publish the best configuration as a model of
 // its own (Ollama's PUBLISH_BEST); the engine measures what they publish as a "published" row.
 type Publisher interface {

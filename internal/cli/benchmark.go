@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/knobs"
+	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/sweep"
+)
+
+// runContext is what a stack's driver factory gets from the shared benchmark run.
+type runContext struct {
+	LogDir string
+	RunTS  string // YYYYmmdd_HHMMSS, in the names of the run's files
+	Log    io.Writer
+}
+
+// driverFactory builds a stack's driver from the knobs; it may adjust the shared policy.
+type driverFactory func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Runner, sweep.Policy, error)
+
+// runStackBenchmark is the benchmark run every stack shares: LOG_DIR, sweep policy, repeats,
+// GPU inventory and A/B selection, the run CSV + JSONL, the driver's servers (always stopped),
+// the engine, and the baseline-vs-best table. It returns the run CSV's path once it exists
+// (also with an error: rows measured before the error are on disk).
+func runStackBenchmark(ctx context.Context, s streams, cfg *knobs.Config, stackName string, newDriver driverFactory) (string, error) {
+	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
+	if err != nil {
+		return "", err
+	}
+	if warning != "" {
+		fmt.Fprintf(s.err, "! %s\n", warning)
+	}
+	now := time.Now()
+	rc := runContext{LogDir: logDir, RunTS: now.Format(results.RunTSLayout), Log: s.err}
+	if v := cfg.Get("RUN_TS"); v != "" {
+		rc.RunTS = v
+	}
+	policy, repeat, err := sweepPolicy(cfg)
+	if err != nil {
+		return "", err
+	}
+	gpus, err := gpu.Inventory(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
+	if err != nil {
+		return "", err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(s.err, "! %s\n", w)
+	}
+	for _, g := range gpus {
+		fmt.Fprintf(s.err, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
+	}
+	if len(gpus) == 0 {
+		fmt.Fprintln(s.err, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
+	}
+	fmt.Fprintf(s.err, "== %s auto-tune + bench ==\n", stackName)
+	driver, policy, err := newDriver(cfg, rc, policy)
+	if err != nil {
+		return "", err
+	}
+	w, err := results.CreateRun(logDir, stackName, now)
+	if err != nil {
+		return "", err
+	}
+	defer w.Close()
+	fmt.Fprintf(s.err, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
+	endpoints, err := driver.Setup(ctx, sel)
+	if err != nil {
+		return w.CSVPath(), err
+	}
+	// Servers are stopped even after Ctrl-C: Close gets a context that is not cancelled.
+	defer driver.Close(context.WithoutCancel(ctx))
+	engine := &stack.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Log: s.err, Repeat: repeat}
+	outcomes, runErr := engine.Run(ctx)
+	printOutcomes(s.out, outcomes)
+	fmt.Fprintf(s.out, "CSV: %s\n", w.CSVPath())
+	return w.CSVPath(), runErr
+}
+
+// sweepPolicy reads EXHAUSTIVE, ZERO_TOKPS_BREAK, NO_IMPROVE_LIMIT and BENCH_REPEAT.
+func sweepPolicy(cfg *knobs.Config) (sweep.Policy, int, error) {
+	exhaustive, err1 := cfg.Bool01("EXHAUSTIVE")
+	zeroBreak, err2 := cfg.Int("ZERO_TOKPS_BREAK")
+	noImprove, err3 := cfg.Int("NO_IMPROVE_LIMIT")
+	repeat, err4 := cfg.Int("BENCH_REPEAT")
+	for _, err := range []error{err1, err2, err3, err4} {
+		if err != nil {
+			return sweep.Policy{}, 0, usageError{err}
+		}
+	}
+	if repeat < 1 {
+		return sweep.Policy{}, 0, usageErrorf("BENCH_REPEAT=%q (from %s): want an integer ≥ 1", cfg.Get("BENCH_REPEAT"), cfg.Source("BENCH_REPEAT"))
+	}
+	return sweep.Policy{Exhaustive: exhaustive, ZeroBreak: zeroBreak, NoImproveLimit: noImprove}, repeat, nil
+}
