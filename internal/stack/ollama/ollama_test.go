@@ -19,6 +19,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/results"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stack/ollama"
+	"github.com/fuze-ai/fuze/internal/stack/stacktest"
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
 
@@ -216,4 +217,49 @@ func TestAlias(t *testing.T) {
 			t.Errorf("IsVariant(%q) = %v", name, got)
 		}
 	}
+}
+
+func TestDriverSuite(t *testing.T) {
+	stacktest.Run(t, stacktest.Harness{
+		Working: func(t *testing.T, logDir string) stack.Runner {
+			srv := ollamatest.StartWithTiny(t, "tiny:latest")
+			cfg := config(t, srv)
+			cfg.LogDir = logDir
+			cfg.NGPercents = []float64{100, 50}
+			return ollama.New(cfg, &bytes.Buffer{})
+		},
+		// A real failure: the model is listed, but its weights file is garbage now.
+		Broken: func(t *testing.T, logDir string) stack.Runner {
+			srv := ollamatest.StartWithTiny(t, "ghost:latest")
+			blobs, _ := filepath.Glob(filepath.Join(srv.Models, "blobs", "sha256-*"))
+			for _, b := range blobs {
+				if st, err := os.Stat(b); err == nil && st.Size() > 100000 {
+					os.WriteFile(b, bytes.Repeat([]byte("garbage!"), int(st.Size()/8)), 0o644)
+				}
+			}
+			cfg := config(t, srv)
+			cfg.LogDir = logDir
+			cfg.AutoNG = false
+			cfg.NumGPUFallback = []int{2, 1}
+			return ollama.New(cfg, &bytes.Buffer{})
+		},
+		// Not an Ollama at all: something that accepts connections and never answers HTTP.
+		NeverReady: func(t *testing.T, logDir string) stack.Runner {
+			srv := ollamatest.StartWithTiny(t, "tiny:latest")
+			cfg := config(t, srv)
+			cfg.LogDir = logDir
+			cfg.Bin = writeScript(t, "#!/bin/sh\nexec sleep 300\n")
+			cfg.WaitAPI = 300 * time.Millisecond
+			return ollama.New(cfg, &bytes.Buffer{})
+		},
+	})
+}
+
+func writeScript(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fake-server")
+	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
