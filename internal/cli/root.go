@@ -52,6 +52,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err == nil {
 		return ExitOK
 	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "fuze: interrupted; rows measured so far are on disk and started servers were stopped")
+		return ExitInterrupted
+	}
 	fmt.Fprintf(stderr, "fuze: %s\n", oneLine(err.Error()))
 	var ue usageError
 	switch {

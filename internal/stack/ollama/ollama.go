@@ -73,6 +73,7 @@ type Driver struct {
 	daemons map[string]*server.Process // by endpoint address; only those fuze started
 	layers  map[string]int             // base model → offloadable layers
 	created []string                   // baked variant names, in creation order
+	baked   map[string]bool            // variants that exist now (baked and not removed)
 	worked  map[string]bool            // baked variant → produced tokens
 	seq     int                        // attempt counter, makes every prompt unique
 }
@@ -86,6 +87,7 @@ func New(cfg Config, log io.Writer) *Driver {
 		daemons:    map[string]*server.Process{},
 		layers:     map[string]int{},
 		worked:     map[string]bool{},
+		baked:      map[string]bool{},
 	}
 }
 
@@ -407,7 +409,11 @@ func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target,
 		d.mu.Unlock()
 	}
 	if isBaked(c) && s.Failed() && !d.cfg.KeepFailed {
-		_ = d.persistent.Delete(context.WithoutCancel(ctx), c.ModelTag)
+		if d.persistent.Delete(context.WithoutCancel(ctx), c.ModelTag) == nil {
+			d.mu.Lock()
+			delete(d.baked, strings.TrimSuffix(c.ModelTag, ":latest"))
+			d.mu.Unlock()
+		}
 	}
 	d.debug(seq, ep, t, c, req, final, s)
 	return s
@@ -436,6 +442,12 @@ func (d *Driver) recordPlacement(ctx context.Context, client *ollamaapi.Client, 
 // bake creates a baked variant (FROM base, PARAMETER num_gpu) on the persistent daemon.
 func (d *Driver) bake(ctx context.Context, t stack.Target, c stack.Candidate) error {
 	name := strings.TrimSuffix(c.ModelTag, ":latest")
+	d.mu.Lock()
+	done := d.baked[name]
+	d.mu.Unlock()
+	if done { // repeats of one configuration bake it once
+		return nil
+	}
 	ng, err := strconv.Atoi(c.NumGPU)
 	if err != nil {
 		return fmt.Errorf("bake %s: num_gpu %q is not a number", name, c.NumGPU)
@@ -447,6 +459,7 @@ func (d *Driver) bake(ctx context.Context, t stack.Target, c stack.Candidate) er
 	}
 	d.mu.Lock()
 	d.created = append(d.created, name)
+	d.baked[name] = true
 	d.mu.Unlock()
 	d.appendCreated(name)
 	return nil
