@@ -263,3 +263,45 @@ func writeScript(t *testing.T, body string) string {
 	}
 	return p
 }
+
+// FAST_MODE=0 bakes num_gpu into variant tags on the persistent daemon and benches the tags.
+func TestBakedVariants(t *testing.T) {
+	srv := ollamatest.StartWithTiny(t, "tiny:latest")
+	cfg := config(t, srv)
+	cfg.FastMode = false
+	cfg.NumGPUFallback = []int{2, 1}
+	cfg.GCAfterRun = true
+	var log bytes.Buffer
+	d := ollama.New(cfg, &log)
+	eps, err := d.Setup(context.Background(), gpu.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	w, err := results.CreateRun(cfg.LogDir, "ollama", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &stack.Engine{Driver: d, Endpoints: eps, Policy: sweep.Policy{Exhaustive: true}, Writer: w, Log: &log, Repeat: 2}
+	if _, err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d.Close(context.Background())
+	w.Close()
+	rows, _, _ := results.ReadRunCSV(w.CSVPath())
+	if len(rows) != 3 || rows[1].ModelTag != "LLM-FuZe-tiny-latest-cpu-ng2:latest" || rows[2].ModelTag != "LLM-FuZe-tiny-latest-cpu-ng1:latest" {
+		t.Fatalf("rows %+v\n%s", rows, log.String())
+	}
+	created, err := os.ReadFile(filepath.Join(cfg.LogDir, "ollama_created_"+cfg.RunTS+".txt"))
+	if err != nil || string(created) != "LLM-FuZe-tiny-latest-cpu-ng2\nLLM-FuZe-tiny-latest-cpu-ng1\n" {
+		t.Fatalf("created list %q %v (each variant baked once despite BENCH_REPEAT=2)", created, err)
+	}
+	// Both worked, so GC keeps them; the daemon lists them with num_gpu baked in.
+	show, err := srv.Client.Show(context.Background(), "LLM-FuZe-tiny-latest-cpu-ng1:latest")
+	if err != nil || !strings.Contains(show.Parameters, "num_gpu") {
+		t.Fatalf("variant parameters %+v %v", show, err)
+	}
+	if !strings.Contains(log.String(), "GC created variants: removed=0 kept=2") {
+		t.Fatalf("GC line missing:\n%s", log.String())
+	}
+}
