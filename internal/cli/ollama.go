@@ -14,6 +14,7 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stack/ollama"
 	"github.com/fuze-ai/fuze/internal/sweep"
@@ -98,6 +99,9 @@ func runOllamaBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (csvP
 		if !oc.FastMode {
 			// The original applied its guards to the runtime-option sweep only.
 			p.ZeroBreak, p.NoImproveLimit = 0, 0
+		}
+		if server.SystemdUsable() {
+			oc.Systemd = &server.Systemd{}
 		}
 		fmt.Fprintf(rc.Log, "Persistent : 127.0.0.1:%d\n", oc.PersistentPort)
 		return ollama.New(oc, rc.Log), p, nil

@@ -61,6 +61,9 @@ type Config struct {
 	LogDir         string
 	RunTS          string   // YYYYmmdd_HHMMSS of the run, in file names
 	Environ        []string // environment for started daemons (knobs already applied)
+	// Systemd, when set, runs the test daemons as the seed's units ollama-test-a/-b.service
+	// (root on a systemd host); nil runs them as processes fuze supervises.
+	Systemd *server.Systemd
 }
 
 // Driver implements stack.Driver for Ollama.
@@ -70,12 +73,12 @@ type Driver struct {
 	persistent *ollamaapi.Client
 
 	mu      sync.Mutex
-	daemons map[string]*server.Process // by endpoint address; only those fuze started
-	layers  map[string]int             // base model → offloadable layers
-	created []string                   // baked variant names, in creation order
-	baked   map[string]bool            // variants that exist now (baked and not removed)
-	worked  map[string]bool            // baked variant → produced tokens
-	seq     int                        // attempt counter, makes every prompt unique
+	daemons map[string]server.Handle // by endpoint address; only those fuze started
+	layers  map[string]int           // base model → offloadable layers
+	created []string                 // baked variant names, in creation order
+	baked   map[string]bool          // variants that exist now (baked and not removed)
+	worked  map[string]bool          // baked variant → produced tokens
+	seq     int                      // attempt counter, makes every prompt unique
 }
 
 // New returns a driver; call Setup before benchmarking and Close afterwards.
@@ -84,7 +87,7 @@ func New(cfg Config, log io.Writer) *Driver {
 		cfg:        cfg,
 		log:        log,
 		persistent: ollamaapi.New(hostPort(cfg.PersistentPort)),
-		daemons:    map[string]*server.Process{},
+		daemons:    map[string]server.Handle{},
 		layers:     map[string]int{},
 		worked:     map[string]bool{},
 		baked:      map[string]bool{},
@@ -116,8 +119,8 @@ func (d *Driver) Setup(ctx context.Context, sel gpu.Selection) ([]stack.Endpoint
 	if sel.B != nil {
 		eps = append(eps, stack.Endpoint{Suffix: "B", Addr: hostPort(d.cfg.TestPortB), Unit: "proc", GPU: sel.B})
 	}
-	for _, ep := range eps {
-		if err := d.startDaemon(ctx, ep); err != nil {
+	for i := range eps {
+		if err := d.startDaemon(ctx, &eps[i]); err != nil {
 			d.stopDaemons()
 			return nil, err
 		}
@@ -126,7 +129,7 @@ func (d *Driver) Setup(ctx context.Context, sel gpu.Selection) ([]stack.Endpoint
 }
 
 // startDaemon starts `ollama serve` for one endpoint and waits until it answers.
-func (d *Driver) startDaemon(ctx context.Context, ep stack.Endpoint) error {
+func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint) error {
 	if err := server.CheckPortFree(ep.Addr); err != nil {
 		return err
 	}
@@ -140,22 +143,36 @@ func (d *Driver) startDaemon(ctx context.Context, ep stack.Endpoint) error {
 		"CUDA_VISIBLE_DEVICES="+cuda,
 	)
 	logPath := filepath.Join(d.cfg.LogDir, fmt.Sprintf("ollama_%s_%s.log", strings.ToLower(ep.Suffix), d.cfg.RunTS))
-	proc, err := server.Start(server.Spec{Name: "ollama test daemon " + ep.Suffix + " on " + ep.Addr, Path: d.cfg.Bin, Args: []string{"serve"}, Env: env, LogPath: logPath})
-	if err != nil {
-		return err
+	spec := server.Spec{Name: "ollama test daemon " + ep.Suffix + " on " + ep.Addr, Path: d.cfg.Bin, Args: []string{"serve"}, Env: env, LogPath: logPath}
+	var h server.Handle
+	if d.cfg.Systemd != nil {
+		_, port, _ := net.SplitHostPort(ep.Addr)
+		unit := "ollama-test-" + strings.ToLower(ep.Suffix) + ".service"
+		u, err := d.cfg.Systemd.Start(ctx, unit, fmt.Sprintf("Ollama (TEST %s on :%s)", ep.Suffix, port), spec)
+		if err != nil {
+			return err
+		}
+		h = u
+	} else {
+		p, err := server.Start(spec)
+		if err != nil {
+			return err
+		}
+		h = p
 	}
+	ep.Unit = h.Unit()
 	d.mu.Lock()
-	d.daemons[ep.Addr] = proc
+	d.daemons[ep.Addr] = h
 	d.mu.Unlock()
 	client := ollamaapi.New(ep.Addr)
-	err = proc.WaitReady(ctx, d.cfg.WaitAPI, 200*time.Millisecond, func(ctx context.Context) error {
+	err := h.WaitReady(ctx, d.cfg.WaitAPI, 200*time.Millisecond, func(ctx context.Context) error {
 		_, err := client.Tags(ctx)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("%w (log: %s)", err, logPath)
 	}
-	fmt.Fprintf(d.log, "== test daemon %s on %s (%s, pid %d, OLLAMA_MODELS=%s, log %s)\n", ep.Suffix, ep.Addr, labelOf(ep), proc.PID(), d.cfg.ModelsDir, logPath)
+	fmt.Fprintf(d.log, "== test daemon %s on %s (%s, %s, OLLAMA_MODELS=%s, log %s)\n", ep.Suffix, ep.Addr, labelOf(*ep), h.Unit(), d.cfg.ModelsDir, logPath)
 	return nil
 }
 
@@ -534,7 +551,7 @@ func (d *Driver) debug(seq int, ep stack.Endpoint, t stack.Target, c stack.Candi
 }
 
 // Daemon returns the test daemon fuze started for an endpoint address, or nil.
-func (d *Driver) Daemon(addr string) *server.Process {
+func (d *Driver) Daemon(addr string) server.Handle {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.daemons[addr]

@@ -17,6 +17,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/ollamatest"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stack/ollama"
 	"github.com/fuze-ai/fuze/internal/stack/stacktest"
@@ -60,7 +61,7 @@ func (k *killingDriver) Measure(ctx context.Context, ep stack.Endpoint, tg stack
 	s := k.Driver.Measure(ctx, ep, tg, c)
 	k.n--
 	if k.n == 0 {
-		p := k.Driver.Daemon(k.addr)
+		p := k.Driver.Daemon(k.addr).(*server.Process)
 		_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
 		<-p.Done()
 	}
@@ -303,5 +304,79 @@ func TestBakedVariants(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "GC created variants: removed=0 kept=2") {
 		t.Fatalf("GC line missing:\n%s", log.String())
+	}
+}
+
+// fakeSystemd plays systemd for the unit files the driver writes: "start" runs the unit's
+// ExecStart with its Environment= lines, "is-active" and "stop" act on that process.
+type fakeSystemd struct {
+	t     *testing.T
+	dir   string
+	procs map[string]*server.Process
+}
+
+func (f *fakeSystemd) run(_ context.Context, name string, args ...string) ([]byte, error) {
+	if name != "systemctl" || len(args) < 2 {
+		return nil, nil
+	}
+	unit := args[1]
+	switch args[0] {
+	case "start":
+		raw, err := os.ReadFile(filepath.Join(f.dir, unit))
+		if err != nil {
+			return nil, err
+		}
+		spec := server.Spec{Name: unit, Env: []string{"PATH=" + os.Getenv("PATH")}}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "Environment="); ok {
+				unq, _ := strconv.Unquote(v)
+				spec.Env = append(spec.Env, unq)
+			}
+			if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+				fields := strings.Fields(v)
+				spec.Path, spec.Args = fields[0], fields[1:]
+			}
+		}
+		p, err := server.Start(spec)
+		if err != nil {
+			return nil, err
+		}
+		f.procs[unit] = p
+		f.t.Cleanup(func() { p.Stop(5 * time.Second) })
+	case "is-active":
+		if p := f.procs[unit]; p != nil && p.ExitError() == nil {
+			return []byte("active\n"), nil
+		}
+		return []byte("inactive\n"), nil
+	case "stop":
+		if p := f.procs[unit]; p != nil {
+			p.Stop(5 * time.Second)
+		}
+	}
+	return nil, nil
+}
+
+func TestSystemdTestUnits(t *testing.T) {
+	srv := ollamatest.StartWithTiny(t, "tiny:latest")
+	cfg := config(t, srv)
+	cfg.NGPercents = []float64{100}
+	fake := &fakeSystemd{t: t, dir: t.TempDir(), procs: map[string]*server.Process{}}
+	cfg.Systemd = &server.Systemd{UnitDir: fake.dir, Run: fake.run}
+	d := ollama.New(cfg, &bytes.Buffer{})
+	eps, err := d.Setup(context.Background(), gpu.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eps[0].Unit != "ollama-test-a.service" {
+		t.Fatalf("unit column %q", eps[0].Unit)
+	}
+	s := d.Measure(context.Background(), eps[0], stack.Target{Model: "tiny:latest"}, stack.Candidate{Label: stack.LabelBaseline, ModelTag: "tiny:latest", NumGPU: "default"})
+	if s.Failed() {
+		t.Fatalf("measure through the unit: %s %s", s.Outcome, s.Error)
+	}
+	d.Close(context.Background())
+	if c, err := net.Dial("tcp", eps[0].Addr); err == nil {
+		c.Close()
+		t.Fatal("unit still serving after Close: the original left its units running")
 	}
 }
