@@ -136,7 +136,8 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 		return err
 	}
 	fmt.Fprintf(s.err, "== profile %s (from %s)\n", envPath, f.template)
-	return runOllamaBenchmark(ctx, s, cfg)
+	_, err = runOllamaBenchmark(ctx, s, cfg)
+	return err
 }
 
 // renderTemplate writes a template with __MODEL_TAG__ replaced by the tag, regex

@@ -146,7 +146,8 @@ func runStack(ctx context.Context, s streams, args []string) error {
 	}
 	switch {
 	case sc.stack == "ollama" && sc.command == "benchmark":
-		return runOllamaBenchmark(ctx, s, cfg)
+		_, err := runOllamaBenchmark(ctx, s, cfg)
+		return err
 	case sc.utility != "":
 		return notBuilt("utility " + sc.utility)
 	default:
