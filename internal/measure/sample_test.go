@@ -1,0 +1,46 @@
+package measure
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+func TestRates(t *testing.T) {
+	s := &Sample{Outcome: OK, ServerOutputTokens: 64, ServerDecodeDuration: 400 * time.Millisecond,
+		ServerPromptTokens: 28, ServerPromptDuration: 14 * time.Millisecond, End: 500 * time.Millisecond,
+		ChunkTimes: []time.Duration{100 * time.Millisecond, 110 * time.Millisecond, 130 * time.Millisecond}}
+	if got := s.DecodeTokensPerSec(); got != 160 {
+		t.Errorf("server decode rate %v, want 160 (64 tokens / 0.4 s)", got)
+	}
+	if got := s.PrefillTokensPerSec(); math.Abs(got-2000) > 1e-9 {
+		t.Errorf("prefill %v", got)
+	}
+	if got := s.EndToEndTokensPerSec(); got != 128 {
+		t.Errorf("e2e %v", got)
+	}
+	if got := s.StreamDecodeTokensPerSec(); math.Abs(got-2/0.03) > 1e-6 {
+		t.Errorf("stream decode %v, want 2 tokens over 30 ms", got)
+	}
+	// Without server timings the stream gives the decode rate.
+	s.ServerDecodeDuration = 0
+	if got := s.DecodeTokensPerSec(); math.Abs(got-2/0.03) > 1e-6 {
+		t.Errorf("fallback %v", got)
+	}
+	// A failed attempt is 0, whatever it carries.
+	s.Outcome = ErrHTTP
+	if s.DecodeTokensPerSec() != 0 || s.EndToEndTokensPerSec() != 0 {
+		t.Error("failed sample must rate 0")
+	}
+}
+
+func TestSpread(t *testing.T) {
+	s := &Sample{Outcome: OK, ServerOutputTokens: 10, ServerDecodeDuration: time.Second, RepeatTPS: []float64{9, 10, 12}}
+	if lo, hi := s.Spread(); lo != 9 || hi != 12 {
+		t.Fatal(lo, hi)
+	}
+	one := &Sample{Outcome: OK, ServerOutputTokens: 10, ServerDecodeDuration: time.Second}
+	if lo, hi := one.Spread(); lo != 10 || hi != 10 {
+		t.Fatal(lo, hi)
+	}
+}
