@@ -380,3 +380,34 @@ func TestSystemdTestUnits(t *testing.T) {
 		t.Fatal("unit still serving after Close: the original left its units running")
 	}
 }
+
+// SKIP_TEST_UNITS=1 (or TEST_PORT_A equal to the persistent port) benches the stock daemon
+// itself: no test daemon is started and the row names the persistent port.
+func TestStockDaemonMode(t *testing.T) {
+	srv := ollamatest.StartWithTiny(t, "tiny:latest")
+	cfg := config(t, srv)
+	cfg.TestPortA = cfg.PersistentPort
+	cfg.DebugBench = true
+	d := ollama.New(cfg, &bytes.Buffer{})
+	eps, err := d.Setup(context.Background(), gpu.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	if len(eps) != 1 || eps[0].Addr != srv.Addr || eps[0].Suffix != strconv.Itoa(cfg.PersistentPort) || d.Daemon(srv.Addr) != nil {
+		t.Fatalf("endpoints %+v", eps)
+	}
+	s := d.Measure(context.Background(), eps[0], stack.Target{Model: "tiny:latest"}, stack.Candidate{Label: stack.LabelOptimized, ModelTag: "tiny:latest", NumGPU: "1", NumCtx: "512", NumPredict: "8"})
+	if s.Failed() || s.ServerOutputTokens != 8 {
+		t.Fatalf("%+v", s)
+	}
+	// DEBUG_BENCH=1: the request really carries the options inside "options".
+	reqs, _ := filepath.Glob(filepath.Join(cfg.LogDir, "debug_"+cfg.RunTS, "*.request.json"))
+	if len(reqs) != 1 {
+		t.Fatalf("debug captures %v", reqs)
+	}
+	raw, _ := os.ReadFile(reqs[0])
+	if !regexp.MustCompile(`"options": \{[^}]*"num_gpu": 1`).Match(raw) {
+		t.Fatalf("request capture:\n%s", raw)
+	}
+}
