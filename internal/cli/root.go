@@ -110,6 +110,11 @@ EXIT STATUS
 		newSynthCommand(s),
 		newKnobsCommand(s),
 		newDemoCommand(s),
+		newBenchCommand(s),
+		newEnvCommand(s),
+		newCollectCommand(s),
+		newSummaryCommand(s),
+		newAnalyzeCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,513 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stack"
+)
+
+// Run is one run CSV to analyse, with the records of its JSONL when there is one.
+type Run struct {
+	CSV     string
+	Stack   string // canonical stack name
+	Rows    []results.Row
+	Records []results.Record // nil without a JSONL
+}
+
+// LoadRun reads a run CSV and the JSONL of the same base name beside it, if present. stack
+// names the run's stack; "" takes it from the file name ("unknown" when the name does not
+// say). Warnings are the readers' "file:line: …" lines for skipped rows.
+func LoadRun(csvPath, stackName string) (Run, []string, error) {
+	run := Run{CSV: csvPath, Stack: stackName}
+	if run.Stack == "" {
+		if s, ok := results.StackFromFileName(csvPath); ok {
+			run.Stack = s
+		} else {
+			run.Stack = "unknown"
+		}
+	}
+	rows, warnings, err := results.ReadRunCSV(csvPath)
+	if err != nil {
+		return run, warnings, err
+	}
+	run.Rows = rows
+	jsonl := strings.TrimSuffix(csvPath, ".csv") + ".jsonl"
+	if jsonl != csvPath {
+		recs, w, err := results.ReadRunJSONL(jsonl)
+		warnings = append(warnings, w...)
+		switch {
+		case err == nil:
+			run.Records = recs
+			if run.Records == nil {
+				run.Records = []results.Record{}
+			}
+		case errors.Is(err, fs.ErrNotExist):
+		default:
+			warnings = append(warnings, fmt.Sprintf("%s: %v; analysed without samples", jsonl, err))
+		}
+	}
+	return run, warnings, nil
+}
+
+// AnalyzeOptions select what an analysis shows.
+type AnalyzeOptions struct {
+	Model  *regexp.Regexp // only base models matching it (counts are taken before)
+	Top    int            // rows of "Top N by tokens/sec"; <= 0 leaves the section out
+	Prefix string         // ALIAS_PREFIX
+	Suffix string         // ALIAS_SUFFIX
+}
+
+// Attempt is one CSV row, with what its JSONL sample adds when there is one.
+type Attempt struct {
+	Time      string  `json:"time"`
+	CSV       string  `json:"csv"`
+	Stack     string  `json:"stack"`
+	Endpoint  string  `json:"endpoint"`
+	GPULabel  string  `json:"gpu_label"`
+	Model     string  `json:"model"`
+	Alias     string  `json:"alias"`
+	Label     string  `json:"variant_label"`
+	ModelTag  string  `json:"model_tag"`
+	NumGPU    string  `json:"num_gpu"`
+	TPS       float64 `json:"tokens_per_sec"`
+	Outcome   string  `json:"outcome"` // the sample's; without one "ok" (tok/s > 0) or "failed"
+	Error     string  `json:"error,omitempty"`
+	HasSample bool    `json:"has_sample"`
+	// From the JSONL record (zero when unknown).
+	TTFT          int64     `json:"ttft_ns,omitempty"`
+	PrefillTPS    float64   `json:"prefill_tps,omitempty"`
+	RepeatTPS     []float64 `json:"repeat_tps,omitempty"`
+	RooflineShare float64   `json:"roofline_share,omitempty"` // decode rate ÷ roofline, 2 decimals
+}
+
+// TopAttempt is a row of "Top N by tokens/sec".
+type TopAttempt struct {
+	Attempt
+	Ratio *float64 `json:"ratio"` // ÷ the best baseline of the same (stack, endpoint, model)
+}
+
+// EndpointResult is baseline vs optimized for one (stack, endpoint, model).
+type EndpointResult struct {
+	Stack            string   `json:"stack"`
+	Endpoint         string   `json:"endpoint"`
+	GPULabel         string   `json:"gpu_label"`
+	Model            string   `json:"model"`
+	Alias            string   `json:"alias"`
+	BaselineAttempts int      `json:"baseline_attempts"`
+	TunedAttempts    int      `json:"tuned_attempts"` // optimized and published rows
+	Baseline         *Attempt `json:"baseline"`       // best working base-as-is row; null if none
+	Best             *Attempt `json:"best"`           // best working optimized or published row
+	Ratio            *float64 `json:"ratio"`
+}
+
+// ModelResult is baseline vs optimized for one model across endpoints and stacks.
+type ModelResult struct {
+	Model            string   `json:"model"`
+	Alias            string   `json:"alias"`
+	BaselineAttempts int      `json:"baseline_attempts"`
+	TunedAttempts    int      `json:"tuned_attempts"`
+	Baseline         *Attempt `json:"baseline"`
+	Best             *Attempt `json:"best"`
+	Ratio            *float64 `json:"ratio"`
+}
+
+// OutcomeCount counts the attempts of one (stack, model) that ended one way.
+type OutcomeCount struct {
+	Stack    string `json:"stack"`
+	Model    string `json:"model"`
+	Alias    string `json:"alias"`
+	Outcome  string `json:"outcome"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"first_error,omitempty"`
+}
+
+// Analysis is the analysis of the run CSVs of one run.
+type Analysis struct {
+	CSVs        []string         `json:"csvs"`
+	ModelRE     string           `json:"model_re,omitempty"`
+	Rows        int              `json:"rows"`   // data rows, before the model filter
+	Models      int              `json:"models"` // distinct base models, before the model filter
+	TopN        int              `json:"top_n"`
+	Top         []TopAttempt     `json:"top"`
+	PerEndpoint []EndpointResult `json:"per_endpoint"`
+	PerModel    []ModelResult    `json:"per_model"`
+	Outcomes    []OutcomeCount   `json:"outcomes"`
+	HasSamples  bool             `json:"has_samples"` // some run had a JSONL
+}
+
+// Analyze builds the analysis of runs. Baseline is the best base-as-is row above 0 tok/s;
+// best is the best optimized or published row above 0 (the first row wins ties); keys include
+// the stack, since stacks share endpoint addresses.
+func Analyze(runs []Run, opts AnalyzeOptions) Analysis {
+	a := Analysis{TopN: opts.Top}
+	if opts.Model != nil {
+		a.ModelRE = opts.Model.String()
+	}
+	models := map[string]bool{}
+	var atts []Attempt
+	for i := range runs {
+		run := &runs[i]
+		a.CSVs = append(a.CSVs, run.CSV)
+		a.Rows += len(run.Rows)
+		if run.Records != nil {
+			a.HasSamples = true
+		}
+		recs := matchRecords(run)
+		for j, r := range run.Rows {
+			models[r.BaseModel] = true
+			if opts.Model != nil && !opts.Model.MatchString(r.BaseModel) {
+				continue
+			}
+			atts = append(atts, newAttempt(run, r, recs[j], opts))
+		}
+	}
+	a.Models = len(models)
+
+	// Per (stack, endpoint, model), in first-seen order, then sorted.
+	epIndex := map[string]int{}
+	for i := range atts {
+		at := &atts[i]
+		k := at.Stack + "\x00" + at.Endpoint + "\x00" + at.Model
+		n, ok := epIndex[k]
+		if !ok {
+			n = len(a.PerEndpoint)
+			epIndex[k] = n
+			a.PerEndpoint = append(a.PerEndpoint, EndpointResult{Stack: at.Stack, Endpoint: at.Endpoint, Model: at.Model, Alias: at.Alias})
+		}
+		e := &a.PerEndpoint[n]
+		if e.GPULabel == "" {
+			e.GPULabel = at.GPULabel
+		}
+		countAndPick(at, &e.BaselineAttempts, &e.TunedAttempts, &e.Baseline, &e.Best)
+	}
+	for i := range a.PerEndpoint {
+		e := &a.PerEndpoint[i]
+		e.Ratio = ratioOf(e.Best, e.Baseline)
+	}
+	sort.SliceStable(a.PerEndpoint, func(i, j int) bool {
+		x, y := a.PerEndpoint[i], a.PerEndpoint[j]
+		return lessKey([]string{x.Model, x.Stack, x.Endpoint}, []string{y.Model, y.Stack, y.Endpoint})
+	})
+
+	// Per model across endpoints and stacks.
+	mIndex := map[string]int{}
+	for i := range atts {
+		at := &atts[i]
+		n, ok := mIndex[at.Model]
+		if !ok {
+			n = len(a.PerModel)
+			mIndex[at.Model] = n
+			a.PerModel = append(a.PerModel, ModelResult{Model: at.Model, Alias: at.Alias})
+		}
+		m := &a.PerModel[n]
+		countAndPick(at, &m.BaselineAttempts, &m.TunedAttempts, &m.Baseline, &m.Best)
+	}
+	for i := range a.PerModel {
+		m := &a.PerModel[i]
+		m.Ratio = ratioOf(m.Best, m.Baseline)
+	}
+	sort.SliceStable(a.PerModel, func(i, j int) bool { return a.PerModel[i].Model < a.PerModel[j].Model })
+
+	// Top N by tok/s, each compared with its own endpoint's baseline.
+	if opts.Top > 0 {
+		baseOf := map[string]*Attempt{}
+		for _, e := range a.PerEndpoint {
+			baseOf[e.Stack+"\x00"+e.Endpoint+"\x00"+e.Model] = e.Baseline
+		}
+		var top []TopAttempt
+		for _, at := range atts {
+			if at.TPS <= 0 {
+				continue
+			}
+			var r *float64
+			if b := baseOf[at.Stack+"\x00"+at.Endpoint+"\x00"+at.Model]; b != nil {
+				r = ratio(at.TPS, b.TPS)
+			}
+			top = append(top, TopAttempt{Attempt: at, Ratio: r})
+		}
+		sort.SliceStable(top, func(i, j int) bool { return top[i].TPS > top[j].TPS })
+		if len(top) > opts.Top {
+			top = top[:opts.Top]
+		}
+		a.Top = top
+	}
+
+	// Outcomes per (stack, model).
+	oIndex := map[string]int{}
+	for _, at := range atts {
+		k := at.Stack + "\x00" + at.Model + "\x00" + at.Outcome
+		n, ok := oIndex[k]
+		if !ok {
+			n = len(a.Outcomes)
+			oIndex[k] = n
+			a.Outcomes = append(a.Outcomes, OutcomeCount{Stack: at.Stack, Model: at.Model, Alias: at.Alias, Outcome: at.Outcome})
+		}
+		o := &a.Outcomes[n]
+		o.Attempts++
+		if o.Error == "" {
+			o.Error = at.Error
+		}
+	}
+	sort.SliceStable(a.Outcomes, func(i, j int) bool {
+		x, y := a.Outcomes[i], a.Outcomes[j]
+		return lessKey([]string{x.Stack, x.Model, x.Outcome}, []string{y.Stack, y.Model, y.Outcome})
+	})
+	if a.CSVs == nil {
+		a.CSVs = []string{}
+	}
+	return a
+}
+
+// countAndPick counts an attempt and keeps it as baseline or best when it is the fastest so far.
+func countAndPick(at *Attempt, nBase, nTuned *int, base, best **Attempt) {
+	switch at.Label {
+	case stack.LabelBaseline:
+		*nBase++
+		if at.TPS > 0 && (*base == nil || at.TPS > (*base).TPS) {
+			*base = at
+		}
+	case stack.LabelOptimized, stack.LabelPublished:
+		*nTuned++
+		if at.TPS > 0 && (*best == nil || at.TPS > (*best).TPS) {
+			*best = at
+		}
+	}
+}
+
+func ratioOf(best, base *Attempt) *float64 {
+	if best == nil || base == nil {
+		return nil
+	}
+	return ratio(best.TPS, base.TPS)
+}
+
+func lessKey(a, b []string) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// recordKey identifies a row by the values its CSV line and its JSONL record share.
+func recordKey(ts, endpoint, model, label, tag, numGPU string, tps float64) string {
+	return strings.Join([]string{ts, endpoint, model, label, tag, numGPU, fmt.Sprintf("%.2f", tps)}, "\x00")
+}
+
+// matchRecords pairs every CSV row of run with its JSONL record (nil when it has none):
+// records are matched by content, in order, so a JSONL missing a line (a run killed
+// mid-write) leaves only that row without a sample.
+func matchRecords(run *Run) []*results.Record {
+	out := make([]*results.Record, len(run.Rows))
+	if len(run.Records) == 0 {
+		return out
+	}
+	queue := map[string][]*results.Record{}
+	for i := range run.Records {
+		rec := &run.Records[i]
+		r := rec.Row
+		k := recordKey(r.TS, r.Endpoint, r.BaseModel, r.VariantLabel, r.ModelTag, r.NumGPU, r.TokensPerSec)
+		queue[k] = append(queue[k], rec)
+	}
+	for i, r := range run.Rows {
+		ts := ""
+		if !r.TS.IsZero() {
+			ts = r.TS.Format(results.TimeLayout)
+		}
+		k := recordKey(ts, r.Endpoint, r.BaseModel, r.VariantLabel, r.ModelTag, r.NumGPU, r.TokensPerSec)
+		if q := queue[k]; len(q) > 0 {
+			out[i], queue[k] = q[0], q[1:]
+		}
+	}
+	return out
+}
+
+func newAttempt(run *Run, r results.Row, rec *results.Record, opts AnalyzeOptions) Attempt {
+	at := Attempt{
+		Time: humanTS(r.TS), CSV: run.CSV, Stack: run.Stack, Endpoint: r.Endpoint,
+		GPULabel: r.GPULabel, Model: r.BaseModel, Alias: stack.Alias(r.BaseModel, opts.Prefix, opts.Suffix),
+		Label: r.VariantLabel, ModelTag: r.ModelTag, NumGPU: r.NumGPU, TPS: round2(r.TokensPerSec),
+		Outcome: measure.OK,
+	}
+	if at.TPS <= 0 {
+		at.Outcome = "failed"
+	}
+	if rec == nil || rec.Sample == nil {
+		return at
+	}
+	s := rec.Sample
+	at.HasSample = true
+	if s.Outcome != "" {
+		at.Outcome = s.Outcome
+	}
+	at.Error = shorten(s.Error, 60)
+	at.TTFT = int64(rec.TTFT)
+	at.PrefillTPS = round2(rec.PrefillTPS)
+	for _, v := range s.RepeatTPS {
+		at.RepeatTPS = append(at.RepeatTPS, round2(v))
+	}
+	at.RooflineShare = round2(s.RooflineShare)
+	return at
+}
+
+// shorten keeps a message on one line and at most n runes.
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-3]) + "..."
+}
+
+// WriteText prints the analysis: the header lines, then its tables.
+func (a Analysis) WriteText(w io.Writer) error {
+	var b strings.Builder
+	for _, c := range a.CSVs {
+		fmt.Fprintf(&b, "CSV     : %s\n", c)
+	}
+	if a.ModelRE != "" {
+		fmt.Fprintf(&b, "Model RE: %s\n", a.ModelRE)
+	}
+	fmt.Fprintf(&b, "Rows    : %d\nModels  : %d\n", a.Rows, a.Models)
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	for _, t := range a.tables() {
+		if err := t.write(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteJSON prints the analysis as one indented JSON object.
+func (a Analysis) WriteJSON(w io.Writer) error { return writeJSON(w, a) }
+
+func attemptCell(at *Attempt, attempts int) string {
+	switch {
+	case at != nil:
+		return tpsCell(at.TPS)
+	case attempts > 0:
+		return "failed"
+	default:
+		return "-"
+	}
+}
+
+func (a Analysis) tables() []table {
+	var ts []table
+	if a.TopN > 0 {
+		t := table{
+			title:  fmt.Sprintf("Top %d by tokens/sec:", a.TopN),
+			header: []string{"timestamp", "model", "stack", "endpoint", "gpu", "label", "num_gpu", "tok/s", "x"},
+			right:  []bool{false, false, false, false, false, false, true, true, true},
+		}
+		for _, r := range a.Top {
+			t.rows = append(t.rows, []string{cell(r.Time), cell(r.Alias), cell(r.Stack), cell(r.Endpoint),
+				cell(r.GPULabel), cell(r.Label), cell(r.NumGPU), tpsCell(r.TPS), ratioCell(r.Ratio)})
+		}
+		ts = append(ts, t)
+	}
+
+	pe := table{
+		title:  "Baseline vs optimized per (endpoint, model):",
+		header: []string{"model", "stack", "endpoint", "gpu", "base_t/s", "best_t/s", "label", "num_gpu", "x"},
+		right:  []bool{false, false, false, false, true, true, false, true, true},
+	}
+	for _, e := range a.PerEndpoint {
+		label, ng := "-", "-"
+		if e.Best != nil {
+			label, ng = cell(e.Best.Label), cell(e.Best.NumGPU)
+		}
+		pe.rows = append(pe.rows, []string{cell(e.Alias), cell(e.Stack), cell(e.Endpoint), cell(e.GPULabel),
+			attemptCell(e.Baseline, e.BaselineAttempts), attemptCell(e.Best, e.TunedAttempts), label, ng, ratioCell(e.Ratio)})
+	}
+	ts = append(ts, pe)
+
+	pm := table{
+		title:  "Best across endpoints (per model):",
+		header: []string{"model", "base_t/s", "best_t/s", "stack", "endpoint", "gpu", "label", "num_gpu", "x"},
+		right:  []bool{false, true, true, false, false, false, false, true, true},
+	}
+	for _, m := range a.PerModel {
+		st, ep, gpu, label, ng := "-", "-", "-", "-", "-"
+		if m.Best != nil {
+			st, ep, gpu, label, ng = cell(m.Best.Stack), cell(m.Best.Endpoint), cell(m.Best.GPULabel), cell(m.Best.Label), cell(m.Best.NumGPU)
+		}
+		pm.rows = append(pm.rows, []string{cell(m.Alias), attemptCell(m.Baseline, m.BaselineAttempts),
+			attemptCell(m.Best, m.TunedAttempts), st, ep, gpu, label, ng, ratioCell(m.Ratio)})
+	}
+	ts = append(ts, pm)
+
+	if a.HasSamples {
+		sm := table{
+			title:  "Baseline and best in detail (JSONL samples):",
+			header: []string{"model", "stack", "endpoint", "label", "num_gpu", "tok/s", "repeats", "ttft_ms", "prefill_t/s", "roofline"},
+			right:  []bool{false, false, false, false, true, true, false, true, true, true},
+		}
+		for _, e := range a.PerEndpoint {
+			for _, at := range []*Attempt{e.Baseline, e.Best} {
+				if at == nil || !at.HasSample {
+					continue
+				}
+				sm.rows = append(sm.rows, []string{cell(at.Alias), cell(at.Stack), cell(at.Endpoint), cell(at.Label),
+					cell(at.NumGPU), tpsCell(at.TPS), repeatsCell(at.RepeatTPS), ttftCell(at.TTFT),
+					tpsCell(at.PrefillTPS), rooflineCell(at.RooflineShare)})
+			}
+		}
+		ts = append(ts, sm)
+	}
+
+	oc := table{
+		title:  "Attempts by outcome:",
+		header: []string{"stack", "model", "outcome", "attempts", "first_error"},
+		right:  []bool{false, false, false, true, false},
+	}
+	for _, o := range a.Outcomes {
+		oc.rows = append(oc.rows, []string{cell(o.Stack), cell(o.Alias), cell(o.Outcome), fmt.Sprint(o.Attempts), cell(o.Error)})
+	}
+	ts = append(ts, oc)
+	return ts
+}
+
+// repeatsCell is the range of the repeated measurements: "lo..hi (n=3)".
+func repeatsCell(v []float64) string {
+	if len(v) < 2 {
+		return "-"
+	}
+	lo, hi := v[0], v[0]
+	for _, x := range v[1:] {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return fmt.Sprintf("%.2f..%.2f (n=%d)", lo, hi, len(v))
+}
+
+func ttftCell(ns int64) string {
+	if ns <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", float64(ns)/1e6)
+}
+
+// rooflineCell is the share of the memory-bandwidth bound; above 100% is a measurement error.
+func rooflineCell(share float64) string {
+	if share <= 0 {
+		return "-"
+	}
+	s := fmt.Sprintf("%.0f%%", share*100)
+	if share > 1 {
+		s += " (!)"
+	}
+	return s
+}

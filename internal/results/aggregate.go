@@ -1,0 +1,502 @@
+package results
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// # Aggregate
+//
+// factory/LLM/refinery/benchmarks.csv holds one row per (run CSV, base model): the seed's 13
+// columns, AggHeader. It is appended to by Collect and read by the best files and the
+// summaries. Compared with the original collect-results.sh:
+//
+//   - Rows are de-duplicated by (csv_file, model): collecting the same run twice adds nothing.
+//   - gpu_label and gpu_name describe the row they belong with: the optimal row's GPU when
+//     there is an optimal row, else the baseline's (the original always took the baseline's,
+//     even when the optimum was measured on the other GPU, and left them empty when only the
+//     optimum worked).
+//   - A model with an optimal row but no working baseline keeps baseline_tokps 0.00 and an
+//     empty baseline_endpoint, as before.
+//   - When there is no optimal row, optimal_variant and num_gpu are empty and optimal_tokps /
+//     optimal_endpoint repeat the baseline's (the original's convention, which the best files
+//     rely on: the best known configuration of such a model is its baseline).
+//   - The file is rewritten as a whole through a temporary file and a rename, so an
+//     interrupted collect leaves either the old or the new aggregate, never half a row.
+
+// AggHeader is the aggregate's header, the seed's 13 columns.
+var AggHeader = []string{
+	"run_ts", "host", "stack", "model", "baseline_tokps", "optimal_variant", "optimal_tokps",
+	"baseline_endpoint", "optimal_endpoint", "gpu_label", "gpu_name", "num_gpu", "csv_file",
+}
+
+// AggColumns is the width of every aggregate row.
+const AggColumns = 13
+
+// AggRow is one aggregate row: the outcome of one base model in one run CSV.
+type AggRow struct {
+	RunTS            string // YYYYmmdd_HHMMSS from the run CSV's file name
+	Host             string // short host name of the machine that collected the run
+	Stack            string // canonical stack: ollama, vLLM, llama.cpp, Triton
+	Model            string // base_model
+	BaselineTPS      float64
+	OptimalVariant   string // model_tag of the optimal row; empty when there is none
+	OptimalTPS       float64
+	BaselineEndpoint string
+	OptimalEndpoint  string
+	GPULabel         string
+	GPUName          string
+	NumGPU           string // num_gpu of the optimal row
+	CSVFile          string // absolute path of the run CSV
+}
+
+// Fields returns the row as AggColumns fields in AggHeader order (numbers %.2f).
+func (r AggRow) Fields() []string {
+	return []string{
+		r.RunTS, r.Host, r.Stack, r.Model, formatTPS(r.BaselineTPS), r.OptimalVariant,
+		formatTPS(r.OptimalTPS), r.BaselineEndpoint, r.OptimalEndpoint, r.GPULabel, r.GPUName,
+		r.NumGPU, r.CSVFile,
+	}
+}
+
+// aggKey is the de-duplication key of the aggregate.
+func aggKey(csvFile, model string) string {
+	return filepath.Clean(csvFile) + "\x00" + model
+}
+
+// Labels of the run CSV's variant_label column that the aggregate distinguishes.
+const (
+	labelBaseline  = "base-as-is"
+	labelOptimized = "optimized"
+	labelPublished = "published"
+)
+
+// SummarizeRun reduces one run CSV to one AggRow per base_model, in the order the models
+// first appear in the file:
+//   - baseline: the base-as-is row with the highest tokens_per_sec, if above 0;
+//   - optimal: the optimized or published row with the highest tokens_per_sec, if above 0
+//     (first row wins ties);
+//   - a model whose rows all failed still gets a row (0.00, empty variant and endpoints).
+//
+// The stack and run_ts come from the file name (<prefix>_bench_<YYYYmmdd_HHMMSS>.csv); a name
+// without a run timestamp falls back to the first row's ts (or the file's modification time)
+// with a warning. csv_file is the absolute path. warnings are the reader's "file:line: …"
+// lines for rows that were skipped.
+func SummarizeRun(csvPath, host string) ([]AggRow, []string, error) {
+	st, ok := StackFromFileName(csvPath)
+	if !ok {
+		return nil, nil, fmt.Errorf("results: %s: cannot tell the stack from the file name (want <ollama|vllm|llamacpp|triton>_bench_<YYYYmmdd_HHMMSS>.csv)", csvPath)
+	}
+	rows, warnings, err := ReadRunCSV(csvPath)
+	if err != nil {
+		return nil, warnings, err
+	}
+	abs, err := filepath.Abs(csvPath)
+	if err != nil {
+		return nil, warnings, fmt.Errorf("results: %w", err)
+	}
+	runTS, ok := RunTSFromFileName(csvPath)
+	if !ok {
+		runTS = fallbackRunTS(csvPath, rows)
+		warnings = append(warnings, fmt.Sprintf("%s: no YYYYmmdd_HHMMSS in the file name; run_ts %s taken from its contents", csvPath, runTS))
+	}
+
+	type acc struct {
+		base, opt *Row
+	}
+	var order []string
+	byModel := map[string]*acc{}
+	for i := range rows {
+		r := &rows[i]
+		if r.BaseModel == "" {
+			warnings = append(warnings, fmt.Sprintf("%s: a row without base_model (ts %s, endpoint %s) ignored", csvPath, formatTS(r.TS), r.Endpoint))
+			continue
+		}
+		a := byModel[r.BaseModel]
+		if a == nil {
+			a = &acc{}
+			byModel[r.BaseModel] = a
+			order = append(order, r.BaseModel)
+		}
+		if r.TokensPerSec <= 0 {
+			continue
+		}
+		switch r.VariantLabel {
+		case labelBaseline:
+			if a.base == nil || r.TokensPerSec > a.base.TokensPerSec {
+				a.base = r
+			}
+		case labelOptimized, labelPublished:
+			if a.opt == nil || r.TokensPerSec > a.opt.TokensPerSec {
+				a.opt = r
+			}
+		}
+	}
+
+	out := make([]AggRow, 0, len(order))
+	for _, m := range order {
+		a := byModel[m]
+		ar := AggRow{RunTS: runTS, Host: host, Stack: st, Model: m, CSVFile: abs}
+		if a.base != nil {
+			ar.BaselineTPS = a.base.TokensPerSec
+			ar.BaselineEndpoint = a.base.Endpoint
+			ar.GPULabel, ar.GPUName = a.base.GPULabel, a.base.GPUName
+			ar.OptimalTPS, ar.OptimalEndpoint = ar.BaselineTPS, ar.BaselineEndpoint
+		}
+		if a.opt != nil {
+			ar.OptimalVariant = a.opt.ModelTag
+			ar.OptimalTPS = a.opt.TokensPerSec
+			ar.OptimalEndpoint = a.opt.Endpoint
+			ar.NumGPU = a.opt.NumGPU
+			ar.GPULabel, ar.GPUName = a.opt.GPULabel, a.opt.GPUName
+		}
+		// The values the CSV carries: two decimals.
+		ar.BaselineTPS = round2(ar.BaselineTPS)
+		ar.OptimalTPS = round2(ar.OptimalTPS)
+		out = append(out, ar)
+	}
+	return out, warnings, nil
+}
+
+func round2(v float64) float64 {
+	f, _ := strconv.ParseFloat(formatTPS(v), 64)
+	return f
+}
+
+// fallbackRunTS is the run timestamp of a run CSV whose name carries none.
+func fallbackRunTS(path string, rows []Row) string {
+	for _, r := range rows {
+		if !r.TS.IsZero() {
+			return r.TS.In(time.Local).Format(RunTSLayout)
+		}
+	}
+	if st, err := os.Stat(path); err == nil {
+		return st.ModTime().Format(RunTSLayout)
+	}
+	return ""
+}
+
+// ReadAggregate reads an aggregate written by this program or by the original scripts.
+// A row that is not exactly AggColumns fields, or whose tokps fields are not numbers, is
+// skipped with a warning "file:line: …" — never mapped onto the wrong columns. Rows that repeat
+// an earlier row's (csv_file, model) — the original appended the same run several times —
+// are dropped, keeping the first, with one warning listing their lines. The header must be
+// AggHeader (a BOM and a trailing empty header field are tolerated).
+func ReadAggregate(path string) ([]AggRow, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("results: %w", err)
+	}
+	rows, lines, warnings, err := parseAggregate(path, data)
+	if err != nil {
+		return nil, warnings, err
+	}
+	seen := map[string]int{}
+	var dups []string
+	out := rows[:0]
+	for i, r := range rows {
+		k := aggKey(r.CSVFile, r.Model)
+		if first, dup := seen[k]; dup && r.CSVFile != "" {
+			dups = append(dups, fmt.Sprintf("%d (= line %d)", lines[i], first))
+			continue
+		}
+		seen[k] = lines[i]
+		out = append(out, r)
+	}
+	if len(dups) > 0 {
+		shown := dups
+		more := ""
+		if len(shown) > 10 {
+			shown, more = shown[:10], fmt.Sprintf(" and %d more", len(dups)-10)
+		}
+		warnings = append(warnings, fmt.Sprintf("%s: %d duplicate rows (same csv_file and model as an earlier row) ignored: lines %s%s",
+			path, len(dups), strings.Join(shown, ", "), more))
+	}
+	return out, warnings, nil
+}
+
+// parseAggregate parses aggregate bytes, returning every readable row and its line number.
+func parseAggregate(path string, data []byte) (rows []AggRow, lines []int, warnings []string, err error) {
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1
+	r.LazyQuotes = true
+	head, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, nil, nil, nil // an empty file: no rows yet
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("results: %s: header: %w", path, err)
+	}
+	if !isAggHeader(head) {
+		return nil, nil, nil, fmt.Errorf("results: %s: not an aggregate CSV: header %q, want %q",
+			path, strings.Join(head, ","), strings.Join(AggHeader, ","))
+	}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				warnings = append(warnings, fmt.Sprintf("%s:%d: %v; row skipped", path, pe.StartLine, pe.Err))
+				continue
+			}
+			return rows, lines, warnings, fmt.Errorf("results: %s: %w", path, err)
+		}
+		line, _ := r.FieldPos(0)
+		row, err := parseAggRecord(rec)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s:%d: %v; row skipped", path, line, err))
+			continue
+		}
+		rows = append(rows, row)
+		lines = append(lines, line)
+	}
+	return rows, lines, warnings, nil
+}
+
+func isAggHeader(h []string) bool {
+	if len(h) == AggColumns+1 && strings.TrimSpace(h[AggColumns]) == "" {
+		h = h[:AggColumns]
+	}
+	if len(h) != AggColumns {
+		return false
+	}
+	for i, name := range h {
+		if i == 0 {
+			name = strings.TrimPrefix(name, "\ufeff")
+		}
+		if strings.TrimSpace(name) != AggHeader[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func parseAggRecord(rec []string) (AggRow, error) {
+	if len(rec) != AggColumns {
+		return AggRow{}, fmt.Errorf("%d fields, want %d", len(rec), AggColumns)
+	}
+	num := func(col int) (float64, error) {
+		s := strings.TrimSpace(rec[col])
+		if s == "" {
+			return 0, nil
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || finite(v) != v || v < 0 {
+			return 0, fmt.Errorf("%s %q is not a number", AggHeader[col], rec[col])
+		}
+		return v, nil
+	}
+	base, err := num(4)
+	if err != nil {
+		return AggRow{}, err
+	}
+	opt, err := num(6)
+	if err != nil {
+		return AggRow{}, err
+	}
+	return AggRow{
+		RunTS: strings.TrimSpace(rec[0]), Host: rec[1], Stack: rec[2], Model: rec[3],
+		BaselineTPS: base, OptimalVariant: rec[5], OptimalTPS: opt,
+		BaselineEndpoint: rec[7], OptimalEndpoint: rec[8], GPULabel: rec[9], GPUName: rec[10],
+		NumGPU: strings.TrimSpace(rec[11]), CSVFile: rec[12],
+	}, nil
+}
+
+// Collect appends to the aggregate at aggPath one row per (run CSV, base model) of runCSVs,
+// skipping every (csv_file, model) already in the aggregate or already added by this call, so
+// collecting the same runs again changes nothing. A missing aggregate is created with the
+// header (also when there is nothing to add). Existing lines are kept byte for byte; rows
+// that cannot be read are reported and left in place.
+//
+// Nothing is written unless every run CSV could be read (rows skipped inside a run CSV are
+// warnings, not errors). The new file is written beside the old one and renamed over it, so
+// a crash leaves the old or the new aggregate, never a partial one. host is the host column.
+func Collect(aggPath string, runCSVs []string, host string) (added int, warnings []string, err error) {
+	old, err := os.ReadFile(aggPath)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, nil, fmt.Errorf("results: %w", err)
+	}
+	var existing []AggRow
+	if exists {
+		var w []string
+		existing, _, w, err = parseAggregate(aggPath, old)
+		warnings = append(warnings, w...)
+		if err != nil {
+			return 0, warnings, err
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range existing {
+		seen[aggKey(r.CSVFile, r.Model)] = true
+	}
+	var fresh []AggRow
+	for _, p := range runCSVs {
+		rows, w, err := SummarizeRun(p, host)
+		warnings = append(warnings, w...)
+		if err != nil {
+			return 0, warnings, err
+		}
+		for _, r := range rows {
+			k := aggKey(r.CSVFile, r.Model)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			fresh = append(fresh, r)
+		}
+	}
+	if exists && len(fresh) == 0 {
+		return 0, warnings, nil
+	}
+
+	var buf bytes.Buffer
+	if exists && len(bytes.TrimSpace(old)) > 0 {
+		buf.Write(old)
+		if old[len(old)-1] != '\n' {
+			buf.WriteByte('\n')
+		}
+	} else {
+		buf.WriteString(strings.Join(AggHeader, ",") + "\n")
+	}
+	cw := csv.NewWriter(&buf)
+	for _, r := range fresh {
+		if err := cw.Write(r.Fields()); err != nil {
+			return 0, warnings, fmt.Errorf("results: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return 0, warnings, fmt.Errorf("results: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(aggPath), 0o755); err != nil {
+		return 0, warnings, fmt.Errorf("results: %w", err)
+	}
+	if err := WriteFileAtomic(aggPath, buf.Bytes(), 0o644); err != nil {
+		return 0, warnings, err
+	}
+	return len(fresh), warnings, nil
+}
+
+// WriteFileAtomic replaces path with data: it writes a temporary file in the same directory,
+// syncs it, renames it over path and syncs the directory. A file being replaced keeps its
+// permission bits and, where the process may set them, its owner and group (so a run under
+// sudo does not turn a user's file into root's). perm applies to a new file.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	var owner *syscall.Stat_t
+	if st, err := os.Stat(path); err == nil {
+		perm = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			owner = sys
+		}
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("results: write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(name)
+		return fmt.Errorf("results: write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if owner != nil && (int(owner.Uid) != os.Getuid() || int(owner.Gid) != os.Getgid()) {
+		_ = tmp.Chown(int(owner.Uid), int(owner.Gid)) // best effort: only root may give files away
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("results: write %s: %w", path, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("results: write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the rename durable; not every file system supports it
+		d.Close()
+	}
+	return nil
+}
+
+// FindRunCSVs lists the run CSVs in logDir, newest first: by the run timestamp in the file
+// name, then by the _N suffix of runs started in the same second. stack (any spelling
+// CanonicalStack accepts) keeps one stack's files; "" keeps every stack's.
+func FindRunCSVs(logDir, stack string) ([]string, error) {
+	want := ""
+	if stack != "" {
+		c, ok := CanonicalStack(stack)
+		if !ok {
+			return nil, fmt.Errorf("results: unknown stack %q (want ollama, vLLM, llama.cpp or Triton)", stack)
+		}
+		want = c
+	}
+	ents, err := os.ReadDir(logDir)
+	if err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	type cand struct {
+		path, ts string
+		n        int
+	}
+	var cs []cand
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		m := runFileRE.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		st, ok := StackFromFileName(e.Name())
+		if !ok || (want != "" && st != want) {
+			continue
+		}
+		n := 1
+		stem := strings.TrimSuffix(e.Name(), ".csv")
+		if i := strings.LastIndexByte(stem, '_'); i >= 0 && len(stem)-i-1 < 6 {
+			if v, err := strconv.Atoi(stem[i+1:]); err == nil {
+				n = v
+			}
+		}
+		cs = append(cs, cand{filepath.Join(logDir, e.Name()), m[2], n})
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if a.ts != b.ts {
+			return a.ts > b.ts
+		}
+		if a.n != b.n {
+			return a.n > b.n
+		}
+		return a.path < b.path
+	})
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.path
+	}
+	return out, nil
+}
