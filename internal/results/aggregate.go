@@ -86,7 +86,8 @@ const (
 // first appear in the file:
 //   - baseline: the base-as-is row with the highest tokens_per_sec, if above 0;
 //   - optimal: the optimized or published row with the highest tokens_per_sec, if above 0
-//     (first row wins ties);
+//     (first row wins ties) and faster than the baseline; when the baseline is at least as
+//     fast, the optimum is the baseline itself (its model_tag and num_gpu, usually "default");
 //   - a model whose rows all failed still gets a row (0.00, empty variant and endpoints).
 //
 // The stack and run_ts come from the file name (<prefix>_bench_<YYYYmmdd_HHMMSS>.csv); a name
@@ -154,7 +155,12 @@ func SummarizeRun(csvPath, host string) ([]AggRow, []string, error) {
 			ar.GPULabel, ar.GPUName = a.base.GPULabel, a.base.GPUName
 			ar.OptimalTPS, ar.OptimalEndpoint = ar.BaselineTPS, ar.BaselineEndpoint
 		}
-		if a.opt != nil {
+		if a.opt != nil && a.base != nil && a.base.TokensPerSec >= a.opt.TokensPerSec {
+			// No tuned setting beat the server's own defaults: the best configuration is the
+			// baseline, and recommending a slower num_gpu would cost the user throughput.
+			ar.OptimalVariant = a.base.ModelTag
+			ar.NumGPU = a.base.NumGPU
+		} else if a.opt != nil {
 			ar.OptimalVariant = a.opt.ModelTag
 			ar.OptimalTPS = a.opt.TokensPerSec
 			ar.OptimalEndpoint = a.opt.Endpoint

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSummarizeFixtureRun(t *testing.T) {
@@ -311,5 +312,31 @@ func TestFindRunCSVs(t *testing.T) {
 	}
 	if _, err := FindRunCSVs(filepath.Join(dir, "missing"), ""); err == nil {
 		t.Error("missing dir: no error")
+	}
+}
+
+// When no tuned setting beats the server's defaults, the best configuration is the baseline.
+func TestSummarizeRunBaselineBeatsEveryCandidate(t *testing.T) {
+	w, err := CreateRun(t.TempDir(), "ollama", time.Date(2026, 11, 27, 7, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Row{
+		{Endpoint: "127.0.0.1:11435", VariantLabel: "base-as-is", BaseModel: "m:1", ModelTag: "m:1", NumGPU: "default", TokensPerSec: 100, GPULabel: "nvidia-h100-80gb"},
+		{Endpoint: "127.0.0.1:11435", VariantLabel: "optimized", BaseModel: "m:1", ModelTag: "m:1", NumGPU: "33", TokensPerSec: 99.5, GPULabel: "nvidia-h100-80gb"},
+		{Endpoint: "127.0.0.1:11435", VariantLabel: "optimized", BaseModel: "m:1", ModelTag: "m:1", NumGPU: "17", TokensPerSec: 40, GPULabel: "nvidia-h100-80gb"},
+	} {
+		r.TS = time.Now()
+		if err := w.Write(r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	rows, _, err := SummarizeRun(w.CSVPath(), "h")
+	if err != nil || len(rows) != 1 {
+		t.Fatal(rows, err)
+	}
+	if r := rows[0]; r.OptimalTPS != 100 || r.NumGPU != "default" || r.OptimalVariant != "m:1" || r.BaselineTPS != 100 {
+		t.Fatalf("want the baseline as the optimum, got %+v", r)
 	}
 }
