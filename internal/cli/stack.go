@@ -148,6 +148,8 @@ func runStack(ctx context.Context, s streams, args []string) error {
 	case sc.stack == "ollama" && sc.command == "benchmark":
 		_, err := runOllamaBenchmark(ctx, s, cfg)
 		return err
+	case sc.utility == "analyze":
+		return runSubcommand(ctx, newAnalyzeCommand(s), sc.args)
 	case sc.utility != "":
 		return notBuilt("utility " + sc.utility)
 	default:
@@ -159,4 +161,13 @@ func runStack(ctx context.Context, s streams, args []string) error {
 // never a silent success.
 func notBuilt(what string) error {
 	return fmt.Errorf("%s is not implemented in this version of fuze yet", what)
+}
+
+// runSubcommand runs a command's cobra definition with ust-style arguments, so that
+// `fuze stack <utility> args` and `fuze <utility> args` behave the same.
+func runSubcommand(ctx context.Context, cmd *cobra.Command, args []string) error {
+	cmd.SetArgs(args)
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	return cmd.ExecuteContext(ctx)
 }
