@@ -144,11 +144,13 @@ func runStack(ctx context.Context, s streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	// As ust.sh exported every env file key, commands that read the environment themselves
-	// (the utilities) see the files' values too.
-	for _, kv := range cfg.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && os.Getenv(k) != v {
-			os.Setenv(k, v)
+	if sc.utility != "" {
+		// As ust.sh exported every env file key, utilities that read the environment
+		// themselves see the files' values too.
+		for _, kv := range cfg.Environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok && os.Getenv(k) != v {
+				os.Setenv(k, v)
+			}
 		}
 	}
 	switch {
