@@ -115,6 +115,7 @@ EXIT STATUS
 		newCollectCommand(s),
 		newSummaryCommand(s),
 		newAnalyzeCommand(s),
+		newOllamaCommand(s),
 	)
 	return root
 }
