@@ -204,6 +204,12 @@ loop:
 						runCSVs = append(runCSVs, csvPath)
 					}
 					return err
+				case "Triton":
+					csvPath, err := runTritonBenchmark(ctx, s, cfg)
+					if csvPath != "" {
+						runCSVs = append(runCSVs, csvPath)
+					}
+					return err
 				default:
 					return notBuilt(st + " benchmark")
 				}

@@ -159,6 +159,9 @@ func runStack(ctx context.Context, s streams, args []string) error {
 		return err
 	case sc.stack == "ollama" && (sc.command == "store-cleanup" || sc.command == "cleanup-variants" || sc.command == "export-gguf"):
 		return runOllamaManage(ctx, s, cfg, sc.command, sc.args)
+	case sc.stack == "Triton" && sc.command == "benchmark":
+		_, err := runTritonBenchmark(ctx, s, cfg)
+		return err
 	case sc.utility == "analyze":
 		return runSubcommand(ctx, newAnalyzeCommand(s), sc.args)
 	case sc.utility != "":

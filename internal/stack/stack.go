@@ -188,7 +188,7 @@ func (e *Engine) runOne(ctx context.Context, t Target, ep Endpoint) (Outcome, er
 				o.Rows++
 			}
 		}
-	} else if err == nil {
+	} else if err == nil && len(cands) > 0 {
 		fmt.Fprintf(e.Log, "!  No optimized configuration worked for %s on %s\n", t.Model, ep.Addr)
 	}
 	return o, err
@@ -275,7 +275,11 @@ func (e *Engine) measureAndWrite(ctx context.Context, ep Endpoint, t Target, c C
 		if lo, hi := s.Spread(); len(s.RepeatTPS) > 1 {
 			spread = fmt.Sprintf(", median of %d: %.2f–%.2f", len(s.RepeatTPS), lo, hi)
 		}
-		fmt.Fprintf(e.Log, "✔ [%s] %s %s num_gpu=%s -> %.2f tok/s (%d tokens in %s%s)\n", ep.Suffix, c.Label, c.ModelTag, ng, tps, s.ServerOutputTokens, s.ServerDecodeDuration.Round(time.Millisecond), spread)
+		decode := s.ServerDecodeDuration
+		if decode == 0 && len(s.ChunkTimes) > 1 { // no server timing: the stream's span
+			decode = s.ChunkTimes[len(s.ChunkTimes)-1] - s.ChunkTimes[0]
+		}
+		fmt.Fprintf(e.Log, "✔ [%s] %s %s num_gpu=%s -> %.2f tok/s (%d tokens, decode %s%s)\n", ep.Suffix, c.Label, c.ModelTag, ng, tps, s.ServerOutputTokens, decode.Round(time.Millisecond), spread)
 	}
 	if s.RooflineTPS > 0 && !s.Failed() {
 		fmt.Fprintf(e.Log, "   roofline: %.2f tok/s (%s bandwidth / %.2f GB of weights): %.0f%% of it\n",
