@@ -6,7 +6,8 @@ package ollama_test
 // runs this test on it): the num_gpu sweep really changes offload, the CSV's tokens/sec is
 // Ollama's own eval_count/eval_duration, and the all-on-GPU rows sit under the memory-bandwidth
 // roofline. The run is given by FUZE_GPU_RUN_JSONL (one or more .jsonl paths separated by the
-// OS path-list separator); the .csv of the same name beside it is read for column 12.
+// OS path-list separator; relative paths from the repository root work too); the .csv of the
+// same name beside it is read for column 12.
 //
 //	go test -tags gpu ./internal/stack/ollama/ -run GPU -v
 
@@ -68,7 +69,32 @@ func TestGPURun(t *testing.T) {
 		if path == "" {
 			continue
 		}
-		t.Run(filepath.Base(path), func(t *testing.T) { checkGPURun(t, path) })
+		t.Run(filepath.Base(path), func(t *testing.T) { checkGPURun(t, resolveRunPath(path)) })
+	}
+}
+
+// resolveRunPath takes a relative path that does not exist from the package directory (where
+// go test runs) as relative to the module root, so FUZE_GPU_RUN_JSONL=results/gpu/… works.
+func resolveRunPath(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, path)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return path
+		}
+		dir = parent
 	}
 }
 
