@@ -211,9 +211,24 @@ type Synth struct {
 type fillKind uint8
 
 const (
-	fillOnes   fillKind = iota // RMSNorm weights
-	fillRandom                 // uniform in ±weightScale
-	fillLogits                 // the output projection: random rows, with EOS-guard rows (see outputRow)
+	fillOnes      fillKind = iota // RMSNorm weights
+	fillRandom                    // uniform in ±weightScale
+	fillLogits                    // the output projection: random rows, with EOS-guard rows (see outputRow)
+	fillEmbed                     // untied token embeddings: random rows, embedScale times larger
+	fillSuccessor                 // untied output projection: the successor chain (see successorRow)
+	fillSmall                     // block matrices of untied models: layerScale times smaller
+)
+
+// Untied models are built so that greedy decoding walks through the vocabulary instead of
+// falling into a loop: engines cut a generation short when one token repeats many times
+// (Ollama stops after 30 identical tokens), which would make the requested output length
+// unreachable. Large embeddings and small block weights keep the final hidden state close to
+// the current token's embedding, and the output row of token u is the embedding of the token
+// before u in a chain over the vocabulary, so the next token is always the current one's
+// successor. Weight values do not change how fast a model runs: only shapes and types do.
+const (
+	embedScale = 50  // token_embd values in ±1
+	layerScale = 0.1 // block matrices in ±0.002
 )
 
 // NewSynth validates o and builds the model description.
@@ -233,26 +248,28 @@ func NewSynth(o SynthOptions) (*Synth, error) {
 		s.fills = append(s.fills, fill)
 		s.params += ti.Elements()
 	}
-	embedFill := fillRandom
+	// Tied embeddings cannot carry the successor chain (a row would have to predict itself), so
+	// tied models keep plain random weights.
+	embedFill, blockFill := fillEmbed, fillSmall
 	if sh.TiedEmbeddings {
-		embedFill = fillLogits
+		embedFill, blockFill = fillLogits, fillRandom
 	}
 	add("token_embd.weight", o.Type, embedFill, dim, vocab)
 	for l := 0; l < sh.Layers; l++ {
 		p := "blk." + strconv.Itoa(l) + "."
 		add(p+"attn_norm.weight", F32, fillOnes, dim)
-		add(p+"attn_q.weight", o.Type, fillRandom, dim, dim)
-		add(p+"attn_k.weight", o.Type, fillRandom, dim, kvDim)
-		add(p+"attn_v.weight", o.Type, fillRandom, dim, kvDim)
-		add(p+"attn_output.weight", o.Type, fillRandom, dim, dim)
+		add(p+"attn_q.weight", o.Type, blockFill, dim, dim)
+		add(p+"attn_k.weight", o.Type, blockFill, dim, kvDim)
+		add(p+"attn_v.weight", o.Type, blockFill, dim, kvDim)
+		add(p+"attn_output.weight", o.Type, blockFill, dim, dim)
 		add(p+"ffn_norm.weight", F32, fillOnes, dim)
-		add(p+"ffn_gate.weight", o.Type, fillRandom, dim, ffn)
-		add(p+"ffn_up.weight", o.Type, fillRandom, dim, ffn)
-		add(p+"ffn_down.weight", o.Type, fillRandom, ffn, dim)
+		add(p+"ffn_gate.weight", o.Type, blockFill, dim, ffn)
+		add(p+"ffn_up.weight", o.Type, blockFill, dim, ffn)
+		add(p+"ffn_down.weight", o.Type, blockFill, ffn, dim)
 	}
 	add("output_norm.weight", F32, fillOnes, dim)
 	if !sh.TiedEmbeddings {
-		add("output.weight", o.Type, fillLogits, dim, vocab)
+		add("output.weight", o.Type, fillSuccessor, dim, vocab)
 	}
 
 	tokens, scores, types := Vocabulary(sh.Vocab)
@@ -422,6 +439,38 @@ func (s *Synth) outputRow(ti, r int, row []float32) {
 	}
 }
 
+// successorRow fills row r of an untied output projection. Control tokens get zero rows and
+// the logit pairs their (v, -v) rows, exactly as outputRow (so the end-of-sequence guarantee
+// holds for any hidden state); every other token u gets the embedding row of its predecessor
+// in the chain of such tokens, so that the current token's successor has the largest logit.
+func (s *Synth) successorRow(ti, r int, row []float32) {
+	first, last := firstTextToken+2*numLogitPairs, s.opts.Shape.Vocab-1
+	switch {
+	case r < firstByteToken || (r >= firstTextToken && r < first):
+		s.outputRow(ti, r, row)
+		return
+	}
+	// The chain: byte tokens then text tokens after the pairs, wrapping around.
+	pred := r - 1
+	switch r {
+	case firstByteToken:
+		pred = last
+	case first:
+		pred = firstTextToken - 1
+	}
+	s.randomRow(embedTensor, pred, row)
+	scaleRow(row, embedScale)
+}
+
+// embedTensor is token_embd.weight's index: the first tensor written.
+const embedTensor = 0
+
+func scaleRow(row []float32, k float32) {
+	for i := range row {
+		row[i] *= k
+	}
+}
+
 // randomRow fills row with uniform values in [-weightScale, weightScale) from a
 // generator seeded by (seed, tensor index, row): deterministic for a seed whatever
 // the parallelism.
@@ -466,6 +515,14 @@ func (s *Synth) fillRows(ti, first, n int, row []float32, buf []byte) ([]byte, e
 			s.randomRow(ti, r, row)
 		case fillLogits:
 			s.outputRow(ti, r, row)
+		case fillEmbed:
+			s.randomRow(ti, r, row)
+			scaleRow(row, embedScale)
+		case fillSmall:
+			s.randomRow(ti, r, row)
+			scaleRow(row, layerScale)
+		case fillSuccessor:
+			s.successorRow(ti, r, row)
 		}
 		if buf, err = Encode(buf, t.Type, row); err != nil {
 			return buf, err

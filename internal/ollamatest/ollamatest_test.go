@@ -15,16 +15,23 @@ func TestTinyModelGenerates32Tokens(t *testing.T) {
 	srv := StartWithTiny(t, "fuze-tiny:latest")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, prompt := range []string{"Tell me a 1-sentence fun fact about GPUs.", "hello", "Ünïcödé ✓ 123"} {
+	for _, tc := range []struct {
+		prompt string
+		n      int
+	}{{"Tell me a 1-sentence fun fact about GPUs.", 32}, {"hello", 32}, {"Ünïcödé ✓ 123", 32},
+		// Long enough for Ollama's guard against a token repeated 30 times to cut a looping
+		// model short: the synthetic model walks the vocabulary instead.
+		{"a", 300}, {"zzzz zzzz", 300}} {
+		prompt := tc.prompt
 		final, err := srv.Client.Generate(ctx, ollamaapi.GenerateRequest{
 			Model: "fuze-tiny:latest", Prompt: prompt, Stream: true,
-			Options: map[string]any{"num_predict": 32, "temperature": 0, "num_ctx": 512},
+			Options: map[string]any{"num_predict": tc.n, "temperature": 0, "num_ctx": 1024},
 		}, nil)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("prompt %q: %v", prompt, err)
 		}
-		if final.EvalCount != 32 || final.DoneReason != "length" {
-			t.Fatalf("prompt %q: eval_count %d done_reason %q, want 32 \"length\"", prompt, final.EvalCount, final.DoneReason)
+		if final.EvalCount != tc.n || final.DoneReason != "length" {
+			t.Fatalf("prompt %q: eval_count %d done_reason %q, want %d \"length\"", prompt, final.EvalCount, final.DoneReason, tc.n)
 		}
 		if final.EvalDuration <= 0 || final.PromptEvalCount <= 0 {
 			t.Fatalf("prompt %q: missing timings: %+v", prompt, final)
