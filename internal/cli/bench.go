@@ -197,22 +197,15 @@ loop:
 				if err := cfg.Validate(); err != nil {
 					return err
 				}
-				switch st {
-				case "ollama":
-					csvPath, err := runOllamaBenchmark(ctx, s, cfg)
-					if csvPath != "" {
-						runCSVs = append(runCSVs, csvPath)
-					}
-					return err
-				case "Triton":
-					csvPath, err := runTritonBenchmark(ctx, s, cfg)
-					if csvPath != "" {
-						runCSVs = append(runCSVs, csvPath)
-					}
-					return err
-				default:
+				run, ok := stackBenchmarks[st]
+				if !ok {
 					return notBuilt(st + " benchmark")
 				}
+				csvPath, err := run(ctx, s, cfg)
+				if csvPath != "" {
+					runCSVs = append(runCSVs, csvPath)
+				}
+				return err
 			})
 		}
 	}

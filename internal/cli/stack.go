@@ -154,14 +154,11 @@ func runStack(ctx context.Context, s streams, args []string) error {
 		}
 	}
 	switch {
-	case sc.stack == "ollama" && sc.command == "benchmark":
-		_, err := runOllamaBenchmark(ctx, s, cfg)
+	case sc.command == "benchmark" && stackBenchmarks[sc.stack] != nil:
+		_, err := stackBenchmarks[sc.stack](ctx, s, cfg)
 		return err
 	case sc.stack == "ollama" && (sc.command == "store-cleanup" || sc.command == "cleanup-variants" || sc.command == "export-gguf"):
 		return runOllamaManage(ctx, s, cfg, sc.command, sc.args)
-	case sc.stack == "Triton" && sc.command == "benchmark":
-		_, err := runTritonBenchmark(ctx, s, cfg)
-		return err
 	case sc.utility == "analyze":
 		return runSubcommand(ctx, newAnalyzeCommand(s), sc.args)
 	case sc.utility != "":
@@ -184,4 +181,11 @@ func runSubcommand(ctx context.Context, cmd *cobra.Command, args []string) error
 	cmd.SilenceErrors, cmd.SilenceUsage = true, true
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return cmd.ExecuteContext(ctx)
+}
+
+// stackBenchmarks are the stacks' benchmark runs; each returns its run CSV's path.
+var stackBenchmarks = map[string]func(context.Context, streams, *knobs.Config) (string, error){
+	"ollama": runOllamaBenchmark,
+	"vLLM":   runVLLMBenchmark,
+	"Triton": runTritonBenchmark,
 }

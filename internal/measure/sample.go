@@ -43,10 +43,10 @@ type Sample struct {
 
 	// What the client saw.
 	Start      time.Time       `json:"start"`
-	FirstByte  time.Duration   `json:"first_byte_ns"`  // since Start
-	FirstToken time.Duration   `json:"first_token_ns"` // since Start
-	End        time.Duration   `json:"end_ns"`         // since Start
-	ChunkTimes []time.Duration `json:"chunk_times_ns,omitempty"`
+	FirstByte  time.Duration   `json:"first_byte_ns"`            // since Start
+	FirstToken time.Duration   `json:"first_token_ns"`           // since Start
+	End        time.Duration   `json:"end_ns"`                   // since Start
+	ChunkTimes []time.Duration `json:"chunk_times_ns,omitempty"` // one entry per output token: a chunk carrying k tokens adds k
 
 	// Repeats: decode tokens/sec of every measured request of this configuration when it was
 	// measured several times (BENCH_REPEAT); this sample is the median one.
