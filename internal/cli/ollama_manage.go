@@ -39,6 +39,8 @@ func newOllamaCommand(s streams) *cobra.Command {
 		newStoreCleanupCommand(s, environConfig),
 		newCleanupVariantsCommand(s, environConfig),
 		newExportGGUFCommand(s, environConfig),
+		newOllamaInstallCommand(s),
+		newServiceCleanupCommand(s),
 	)
 	return cmd
 }

@@ -116,6 +116,9 @@ EXIT STATUS
 		newSummaryCommand(s),
 		newAnalyzeCommand(s),
 		newOllamaCommand(s),
+		newPreflightCommand(s),
+		newGPUPrepareCommand(s),
+		newMigrateLogsCommand(s),
 	)
 	return root
 }

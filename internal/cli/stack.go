@@ -159,10 +159,13 @@ func runStack(ctx context.Context, s streams, args []string) error {
 		return err
 	case sc.stack == "ollama" && (sc.command == "store-cleanup" || sc.command == "cleanup-variants" || sc.command == "export-gguf"):
 		return runOllamaManage(ctx, s, cfg, sc.command, sc.args)
+	case sc.stack == "ollama" && (sc.command == "install" || sc.command == "service-cleanup"):
+		_, err := runOllamaSystem(ctx, s, cfg, sc.command, sc.args)
+		return err
 	case sc.utility == "analyze":
-		return runSubcommand(ctx, newAnalyzeCommand(s), sc.args)
+		return runSubcommand(ctx, s, newAnalyzeCommand(s), sc.args)
 	case sc.utility != "":
-		return notBuilt("utility " + sc.utility)
+		return runUtility(ctx, s, cfg, sc.utility, sc.args)
 	default:
 		return notBuilt(sc.stack + " " + sc.command)
 	}
@@ -172,15 +175,6 @@ func runStack(ctx context.Context, s streams, args []string) error {
 // never a silent success.
 func notBuilt(what string) error {
 	return fmt.Errorf("%s is not implemented in this version of fuze yet", what)
-}
-
-// runSubcommand runs a command's cobra definition with ust-style arguments, so that
-// `fuze stack <utility> args` and `fuze <utility> args` behave the same.
-func runSubcommand(ctx context.Context, cmd *cobra.Command, args []string) error {
-	cmd.SetArgs(args)
-	cmd.SilenceErrors, cmd.SilenceUsage = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	return cmd.ExecuteContext(ctx)
 }
 
 // stackBenchmarks are the stacks' benchmark runs; each returns its run CSV's path.

@@ -27,15 +27,16 @@ func CheckPortFree(addr string) error {
 	_, port, _ := net.SplitHostPort(addr)
 	owner := "an unknown process"
 	if p, _ := strconv.Atoi(port); p > 0 {
-		if who := listenerOwner(p); who != "" {
-			owner = who
+		if pid, comm := ListenerOwner(p); pid > 0 {
+			owner = fmt.Sprintf("pid %d (%s)", pid, comm)
 		}
 	}
 	return fmt.Errorf("port %s is already in use by %s; stop it or choose another port", port, owner)
 }
 
-// listenerOwner finds "pid N (command)" of the process listening on a TCP port, from /proc.
-func listenerOwner(port int) string {
+// ListenerOwner finds the pid and command name of the process listening on a TCP port, from
+// /proc (0 when unknown, e.g. another user's process without root).
+func ListenerOwner(port int) (pid int, comm string) {
 	inodes := map[string]bool{}
 	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		f, err := os.Open(table)
@@ -58,7 +59,7 @@ func listenerOwner(port int) string {
 		f.Close()
 	}
 	if len(inodes) == 0 {
-		return ""
+		return 0, ""
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
 	for _, fd := range procs {
@@ -67,8 +68,9 @@ func listenerOwner(port int) string {
 			continue
 		}
 		pidDir := filepath.Dir(filepath.Dir(fd))
-		comm, _ := os.ReadFile(filepath.Join(pidDir, "comm"))
-		return fmt.Sprintf("pid %s (%s)", filepath.Base(pidDir), strings.TrimSpace(string(comm)))
+		name, _ := os.ReadFile(filepath.Join(pidDir, "comm"))
+		pid, _ = strconv.Atoi(filepath.Base(pidDir))
+		return pid, strings.TrimSpace(string(name))
 	}
-	return ""
+	return 0, ""
 }
