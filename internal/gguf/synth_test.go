@@ -491,42 +491,6 @@ func BenchmarkSynthStreaming(b *testing.B) {
 	}
 }
 
-// readMatrix decodes a 2-D tensor into rows.
-func readMatrix(t *testing.T, path, name string) [][]float32 {
-	t.Helper()
-	f, err := ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ti, ok := f.Tensor(name)
-	if !ok {
-		t.Fatalf("no %s", name)
-	}
-	fh, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	sr, err := f.TensorReader(fh, ti)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(sr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flat, err := Decode(nil, ti.Type, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := int(ti.Dims[0])
-	var rows [][]float32
-	for i := 0; i+n <= len(flat); i += n {
-		rows = append(rows, flat[i:i+n])
-	}
-	return rows
-}
-
 // In untied models the output projection maps each token's embedding to its successor, so
 // greedy decoding walks the vocabulary and never repeats a token (engines stop generations
 // that repeat one token many times).
@@ -541,7 +505,7 @@ func TestSynthSuccessorChain(t *testing.T) {
 		if _, err := s.WriteFile(context.Background(), path); err != nil {
 			t.Fatal(err)
 		}
-		emb, out := readMatrix(t, path, "token_embd.weight"), readMatrix(t, path, "output.weight")
+		emb, out := readRows(t, path, "token_embd.weight"), readRows(t, path, "output.weight")
 		skip := map[int]bool{}
 		for _, pr := range LogitPairs() {
 			skip[pr[0]], skip[pr[1]] = true, true

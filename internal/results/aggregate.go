@@ -273,23 +273,7 @@ func parseAggregate(path string, data []byte) (rows []AggRow, lines []int, warni
 	return rows, lines, warnings, nil
 }
 
-func isAggHeader(h []string) bool {
-	if len(h) == AggColumns+1 && strings.TrimSpace(h[AggColumns]) == "" {
-		h = h[:AggColumns]
-	}
-	if len(h) != AggColumns {
-		return false
-	}
-	for i, name := range h {
-		if i == 0 {
-			name = strings.TrimPrefix(name, "\ufeff")
-		}
-		if strings.TrimSpace(name) != AggHeader[i] {
-			return false
-		}
-	}
-	return true
-}
+func isAggHeader(h []string) bool { return matchesHeader(h, AggHeader) }
 
 func parseAggRecord(rec []string) (AggRow, error) {
 	if len(rec) != AggColumns {

@@ -80,18 +80,22 @@ func ReadRunCSV(path string) ([]Row, []string, error) {
 	return rows, warnings, nil
 }
 
-func isRunHeader(h []string) bool {
-	if len(h) == NumColumns+1 && strings.TrimSpace(h[NumColumns]) == "" {
-		h = h[:NumColumns]
+func isRunHeader(h []string) bool { return matchesHeader(h, Header) }
+
+// matchesHeader compares a header record with want, tolerating the original's trailing empty
+// field, a byte-order mark and spaces around names.
+func matchesHeader(h, want []string) bool {
+	if len(h) == len(want)+1 && strings.TrimSpace(h[len(want)]) == "" {
+		h = h[:len(want)]
 	}
-	if len(h) != NumColumns {
+	if len(h) != len(want) {
 		return false
 	}
 	for i, name := range h {
 		if i == 0 {
 			name = strings.TrimPrefix(name, "\ufeff")
 		}
-		if strings.TrimSpace(name) != Header[i] {
+		if strings.TrimSpace(name) != want[i] {
 			return false
 		}
 	}
