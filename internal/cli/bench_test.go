@@ -33,7 +33,7 @@ func benchRoot(t *testing.T, srv *ollamatest.Server) (root, logDir string) {
 	logDir = filepath.Join(root, "logs")
 	t.Setenv("FUZE_ROOT", root)
 	t.Setenv("PERSISTENT_PORT", port)
-	t.Setenv("TEST_PORT_A", strconv.Itoa(freePort(t)))
+	t.Setenv("TEST_PORT_A", strconv.Itoa(ollamatest.FreePort(t)))
 	t.Setenv("OLLAMA_MODELS_DIR", srv.Models)
 	t.Setenv("OLLAMA_BIN", ollamatest.Binary(t))
 	t.Setenv("LOG_DIR", logDir)

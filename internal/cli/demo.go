@@ -78,7 +78,7 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 		return err
 	}
 
-	port, err := freeLoopbackPort()
+	port, err := server.FreePort()
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 	if err := renderTemplate(f.template, envPath, tag); err != nil {
 		return err
 	}
-	testPort, err := freeLoopbackPort()
+	testPort, err := server.FreePort()
 	if err != nil {
 		return err
 	}
@@ -149,15 +149,6 @@ func renderTemplate(template, dest, tag string) error {
 	}
 	out := strings.ReplaceAll(string(raw), "__MODEL_TAG__", regexp.QuoteMeta(tag))
 	return os.WriteFile(dest, []byte(out), 0o644)
-}
-
-func freeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // repoRoot is FUZE_ROOT, else the nearest directory above the working directory holding

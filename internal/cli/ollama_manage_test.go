@@ -156,7 +156,7 @@ func TestOllamaExportCommand(t *testing.T) {
 	}
 
 	// Daemon down: the store's manifests are the list.
-	r = runManage(t, env, "", "export-gguf", "--dest", dest, "--host", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--env-out", envOut)
+	r = runManage(t, env, "", "export-gguf", "--dest", dest, "--host", fmt.Sprintf("127.0.0.1:%d", ollamatest.FreePort(t)), "--env-out", envOut)
 	if r.e != nil || !strings.Contains(r.err, "does not answer") || !strings.Contains(r.out, "up-to-date=2") {
 		t.Errorf("daemon down: %v\n%s%s", r.e, r.out, r.err)
 	}
@@ -184,7 +184,7 @@ func TestOllamaExportCommand(t *testing.T) {
 		t.Errorf("unknown flag: %v", r.e)
 	}
 	r = runManage(t, []string{"OLLAMA_MODELS_DIR=" + filepath.Join(dir, "nostore"), "LOG_DIR=" + logDir}, "", "export-gguf",
-		"--dest", dest, "--host", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--env-out", envOut)
+		"--dest", dest, "--host", fmt.Sprintf("127.0.0.1:%d", ollamatest.FreePort(t)), "--env-out", envOut)
 	if r.e == nil || !strings.Contains(r.e.Error(), "nostore") {
 		t.Errorf("missing store: %v", r.e)
 	}
@@ -282,7 +282,7 @@ func TestOllamaVariantsCommand(t *testing.T) {
 	if r = runManage(t, nil, "", "cleanup-variants", append(hosts, "--from-created", filepath.Join(dir, "none.txt"))...); r.e == nil || !strings.Contains(r.e.Error(), "none.txt") {
 		t.Errorf("missing list: %v", r.e)
 	}
-	if r = runManage(t, nil, "", "cleanup-variants", "--hosts", fmt.Sprintf("127.0.0.1:%d", freePort(t))); r.e == nil || !strings.Contains(r.e.Error(), "unreachable") {
+	if r = runManage(t, nil, "", "cleanup-variants", "--hosts", fmt.Sprintf("127.0.0.1:%d", ollamatest.FreePort(t))); r.e == nil || !strings.Contains(r.e.Error(), "unreachable") {
 		t.Errorf("unreachable: %v", r.e)
 	}
 	if r = runManage(t, nil, "", "cleanup-variants", "stray"); !r.usage() {

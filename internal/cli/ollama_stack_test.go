@@ -20,17 +20,6 @@ import (
 	"github.com/fuze-ai/fuze/internal/results"
 )
 
-// freePort returns a loopback port that nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // runFuze runs fuze in-process and returns exit status, stdout and stderr.
 func runFuze(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
 	t.Helper()
@@ -79,7 +68,7 @@ BENCH_NUM_CTX=512
 TEMPERATURE=0.0
 TIMEOUT_GEN=120
 %s
-`, port, freePort(t), srv.Models, ollamatest.Binary(t), be.logDir, extra)
+`, port, ollamatest.FreePort(t), srv.Models, ollamatest.Binary(t), be.logDir, extra)
 	if err := os.WriteFile(be.envFile, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

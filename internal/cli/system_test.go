@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/fuze-ai/fuze/internal/ollamatest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,11 +53,11 @@ func systemConfig(t *testing.T, extra ...string) *knobs.Config {
 		"FUZE_ROOT=" + t.TempDir(),
 		"OLLAMA_MODELS_DIR=" + filepath.Join(t.TempDir(), "store"),
 		"GGUF_DEST_DIR=" + t.TempDir(),
-		"PERSISTENT_PORT=" + strconv.Itoa(freePort(t)),
-		"TEST_PORT_A=" + strconv.Itoa(freePort(t)),
-		"TEST_PORT_B=" + strconv.Itoa(freePort(t)),
-		"PORT_A=" + strconv.Itoa(freePort(t)),
-		"PORT_B=" + strconv.Itoa(freePort(t)),
+		"PERSISTENT_PORT=" + strconv.Itoa(ollamatest.FreePort(t)),
+		"TEST_PORT_A=" + strconv.Itoa(ollamatest.FreePort(t)),
+		"TEST_PORT_B=" + strconv.Itoa(ollamatest.FreePort(t)),
+		"PORT_A=" + strconv.Itoa(ollamatest.FreePort(t)),
+		"PORT_B=" + strconv.Itoa(ollamatest.FreePort(t)),
 		"NO_COLOR=1",
 	}
 	return knobs.Resolve(append(env, extra...))

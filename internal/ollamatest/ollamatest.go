@@ -176,3 +176,13 @@ func StartWithTiny(t testing.TB, name string) *Server {
 	srv.CreateModel(t, name, TinyGGUF(t))
 	return srv
 }
+
+// FreePort returns a free loopback port or fails the test.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	p, err := server.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

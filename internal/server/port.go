@@ -74,3 +74,13 @@ func ListenerOwner(port int) (pid int, comm string) {
 	}
 	return 0, ""
 }
+
+// FreePort returns a loopback TCP port that nothing listens on right now (the kernel's pick).
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

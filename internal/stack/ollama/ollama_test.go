@@ -24,21 +24,11 @@ import (
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func config(t *testing.T, srv *ollamatest.Server) ollama.Config {
 	_, port, _ := net.SplitHostPort(srv.Addr)
 	p, _ := strconv.Atoi(port)
 	return ollama.Config{
-		PersistentPort: p, TestPortA: freePort(t), TestPortB: freePort(t),
+		PersistentPort: p, TestPortA: ollamatest.FreePort(t), TestPortB: ollamatest.FreePort(t),
 		ModelsDir: srv.Models, Bin: ollamatest.Binary(t),
 		AliasPrefix: "LLM-FuZe-", Prompt: "Tell me a fun fact about GPUs.",
 		NumPredict: 8, NumCtx: 512, FastMode: true, AutoNG: true,
@@ -122,7 +112,7 @@ func TestServerKilledMidSweepGivesFailureRows(t *testing.T) {
 }
 
 func TestPersistentDaemonDownIsAClearError(t *testing.T) {
-	cfg := ollama.Config{PersistentPort: freePort(t), TimeoutTags: 2 * time.Second}
+	cfg := ollama.Config{PersistentPort: ollamatest.FreePort(t), TimeoutTags: 2 * time.Second}
 	_, err := ollama.New(cfg, &bytes.Buffer{}).Setup(context.Background(), gpu.Selection{})
 	want := regexp.MustCompile(`persistent Ollama daemon on 127\.0\.0\.1:\d+ is not answering /api/tags .*connection refused`)
 	if err == nil || !want.MatchString(err.Error()) {
