@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/ollamatest"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -63,15 +64,7 @@ func addNVIDIAPCI(t *testing.T, h Host) {
 	writeFile(t, filepath.Join(h.PCIDevices, "0000:00:1f.0", "class"), "0x060100\n")
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return ollamatest.FreePort(t) }
 
 func out(s string) func([]string) FakeResult {
 	return func([]string) FakeResult { return FakeResult{Stdout: s} }

@@ -25,15 +25,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/stack/vllm"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return ollamatest.FreePort(t) }
 
 // fakeLauncher writes an executable named name that runs this test binary as the fake vLLM
 // server in the given mode, and returns it as a launcher (Module: the python -m form).
