@@ -179,7 +179,8 @@ func notBuilt(what string) error {
 
 // stackBenchmarks are the stacks' benchmark runs; each returns its run CSV's path.
 var stackBenchmarks = map[string]func(context.Context, streams, *knobs.Config) (string, error){
-	"ollama": runOllamaBenchmark,
-	"vLLM":   runVLLMBenchmark,
-	"Triton": runTritonBenchmark,
+	"ollama":    runOllamaBenchmark,
+	"llama.cpp": runLlamaCppBenchmark,
+	"vLLM":      runVLLMBenchmark,
+	"Triton":    runTritonBenchmark,
 }

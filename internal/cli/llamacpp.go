@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/fuze-ai/fuze/internal/knobs"
+	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stack/llamacpp"
+	"github.com/fuze-ai/fuze/internal/sweep"
+)
+
+// runLlamaCppBenchmark is `fuze stack [@env] llama.cpp benchmark`: one llama-server per (GPU
+// endpoint, --n-gpu-layers candidate), measured by the server's own timings. See
+// llamacpp.ConfigFromKnobs for which knobs it reads.
+func runLlamaCppBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (string, error) {
+	cfg = cfg.WithStack(knobs.StackLlamaCpp)
+	return runStackBenchmark(ctx, s, cfg, "llama.cpp", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Runner, sweep.Policy, error) {
+		root := cfg.Get("FUZE_ROOT")
+		if root == "" {
+			root = repoRoot()
+		}
+		lc, err := llamacpp.ConfigFromKnobs(cfg, root, rc.LogDir, rc.RunTS)
+		if err != nil {
+			return nil, p, usageError{err}
+		}
+		// ZERO_TOKPS_BREAK and NO_IMPROVE_LIMIT are Ollama's guards: an --n-gpu-layers sweep
+		// runs from full offload down, where every step is expected to be slower (and the
+		// first ones may not fit), so EXHAUSTIVE=1 tries every candidate unless they are set.
+		if !cfg.IsSet("ZERO_TOKPS_BREAK") {
+			p.ZeroBreak = 0
+		}
+		if !cfg.IsSet("NO_IMPROVE_LIMIT") {
+			p.NoImproveLimit = 0
+		}
+		fmt.Fprintf(rc.Log, "Ports      : A %d, B %d\nNGL        : %v (-1: all layers, passed as --n-gpu-layers %d)\nctx/batch  : --ctx-size %d --batch-size %d, n_predict %d\n",
+			lc.PortA, lc.PortB, lc.NGL, llamacpp.AllLayers, lc.CtxSize, lc.BatchSize, lc.NumPredict)
+		if lc.ModelsEnv != "" {
+			fmt.Fprintf(rc.Log, "models.env : %s\n", lc.ModelsEnv)
+		}
+		return llamacpp.New(lc, rc.Log), p, nil
+	})
+}

@@ -1,0 +1,675 @@
+// Package llamacpp is the llama.cpp stack driver: GGUF models from LLAMACPP_PATH_<alias>
+// variables, the GGUF exporter's models.env, MODEL_DIR patterns or LLAMACPP_MODEL; one
+// llama-server per (GPU endpoint, candidate) pinned with CUDA_VISIBLE_DEVICES; candidates from
+// NGL_CANDIDATES (--n-gpu-layers); one streamed /completion per attempt with a fixed output
+// length, measured by the server's own timings.
+//
+// Differences from the original script, on purpose: the baseline runs the server without
+// --n-gpu-layers (its own default) and records the offload it really used, instead of
+// running -ngl 0 and calling it "default"; the sweep follows EXHAUSTIVE (the original always
+// stopped after the first candidate); readiness waits as long as a big model needs; the
+// model list comes from the environment and the exporter's file, not only a hard-coded list;
+// both LLAMACPP_PATH_<alias> and the original's LLAMACPP_PATH_<alias>_ are read.
+package llamacpp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/server"
+	"github.com/fuze-ai/fuze/internal/stack"
+)
+
+// AllLayers is the --n-gpu-layers value passed for NGL -1 ("all layers"): llama.cpp caps it
+// at the model's layer count. (Passing -1 itself means "the default", which was 0 layers in
+// the servers of early 2025.)
+const AllLayers = 999
+
+// Config is the driver's view of the knobs.
+type Config struct {
+	Bin           string            // LLAMACPP_BIN; "": llama-server on PATH, else server
+	PortA, PortB  int               // PORT_A, PORT_B
+	ModelList     []string          // MODELS entries tag|alias|glob; nil: see Config.Models
+	Model         string            // LLAMACPP_MODEL: only this model
+	ModelDir      string            // MODEL_DIR
+	ModelsEnv     string            // LLAMACPP_MODELS_ENV, resolved to a path
+	PathVars      map[string]string // LLAMACPP_PATH_* variables of the environment and env files
+	PathVarSource func(name string) string
+	NGL           []int // NGL_CANDIDATES; -1: all layers
+	CtxSize       int   // --ctx-size: BENCH_NUM_CTX when set, else CTX
+	BatchSize     int   // --batch-size: BATCH
+	NumPredict    int   // n_predict: BENCH_NUM_PREDICT when set, else PRED
+	Temperature   float64
+	Seed          int
+	Prompt        string
+	// ReadyTimeout bounds the wait for /health after a start; 0: ReadyTimeoutFor(model size).
+	ReadyTimeout time.Duration
+	// RequestTimeout bounds one /completion request; 0: 10 min + 2 s per requested token.
+	RequestTimeout time.Duration
+	StopGrace      time.Duration // TERM → KILL; 0: 10 s
+	DebugBench     bool
+	LogDir         string
+	RunTS          string
+	Environ        []string // environment of started servers (knobs applied)
+	// LookPath finds a binary on PATH; nil: exec.LookPath.
+	LookPath func(string) (string, error)
+}
+
+// ReadyTimeoutFor is the default readiness deadline for a model of the given size: 2 minutes,
+// plus the time to read the file at 128 MiB/s (a slow disk), so that a 400 GB model gets
+// about an hour. A server that dies while loading is noticed at once, whatever the deadline.
+func ReadyTimeoutFor(bytes int64) time.Duration {
+	return 2*time.Minute + time.Duration(float64(bytes)/(128<<20)*float64(time.Second))
+}
+
+func (c *Config) requestTimeout() time.Duration {
+	if c.RequestTimeout > 0 {
+		return c.RequestTimeout
+	}
+	return 10*time.Minute + time.Duration(c.NumPredict)*2*time.Second
+}
+
+// Driver implements stack.Runner for llama.cpp.
+type Driver struct {
+	cfg Config
+	log io.Writer
+	bin string // resolved binary
+
+	mu     sync.Mutex
+	models map[string]Model // by alias
+	cur    *instance        // the one server running (or that failed to start)
+	seq    int
+}
+
+// instance is one llama-server for one (endpoint, model, n_gpu_layers).
+type instance struct {
+	key      string
+	ep       stack.Endpoint
+	proc     *server.Process
+	logPath  string
+	args     []string
+	offload  string        // "N/M" from the loader's log line; "" when not reported
+	loadTime time.Duration // start → /health 200
+	failure  *measure.Sample
+}
+
+// New returns a driver; call Setup before benchmarking and Close afterwards.
+func New(cfg Config, log io.Writer) *Driver {
+	if log == nil {
+		log = io.Discard
+	}
+	return &Driver{cfg: cfg, log: log, models: map[string]Model{}}
+}
+
+// Name implements stack.Driver.
+func (d *Driver) Name() string { return "llama.cpp" }
+
+// ResolveBin finds the server binary: LLAMACPP_BIN (a path, or a name on PATH), else
+// llama-server on PATH, else server (the name of older builds).
+func ResolveBin(bin string, lookPath func(string) (string, error)) (string, error) {
+	if lookPath == nil {
+		lookPath = exec.LookPath
+	}
+	if bin != "" {
+		if strings.ContainsRune(bin, '/') {
+			st, err := os.Stat(bin)
+			if err != nil {
+				return "", fmt.Errorf("llama.cpp server binary LLAMACPP_BIN=%s: %w", bin, err)
+			}
+			if st.IsDir() || st.Mode()&0o111 == 0 {
+				return "", fmt.Errorf("llama.cpp server binary LLAMACPP_BIN=%s is not an executable file", bin)
+			}
+			return bin, nil
+		}
+		p, err := lookPath(bin)
+		if err != nil {
+			return "", fmt.Errorf("llama.cpp server binary LLAMACPP_BIN=%s: not found on PATH", bin)
+		}
+		return p, nil
+	}
+	for _, name := range []string{"llama-server", "server"} {
+		if p, err := lookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("cannot find the llama.cpp server binary: no llama-server (or server) on PATH; build llama.cpp's llama-server and set LLAMACPP_BIN to its path")
+}
+
+func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// Setup implements stack.Runner: it finds the binary and checks that the endpoints' ports are
+// free. Servers are started per candidate by Measure.
+func (d *Driver) Setup(_ context.Context, sel gpu.Selection) ([]stack.Endpoint, error) {
+	bin, err := ResolveBin(d.cfg.Bin, d.cfg.LookPath)
+	if err != nil {
+		return nil, err
+	}
+	d.bin = bin
+	eps := []stack.Endpoint{{Suffix: "A", Addr: hostPort(d.cfg.PortA), Unit: "proc", GPU: sel.A}}
+	if sel.B != nil {
+		if d.cfg.PortB == d.cfg.PortA {
+			return nil, fmt.Errorf("PORT_A and PORT_B are both %d; endpoint B needs a port of its own", d.cfg.PortA)
+		}
+		eps = append(eps, stack.Endpoint{Suffix: "B", Addr: hostPort(d.cfg.PortB), Unit: "proc", GPU: sel.B})
+	}
+	for _, ep := range eps {
+		if err := portFree(ep.Addr); err != nil {
+			return nil, fmt.Errorf("llama.cpp endpoint %s: %w (PORT_%s)", ep.Suffix, err, ep.Suffix)
+		}
+		fmt.Fprintf(d.log, "== llama.cpp endpoint %s on %s (%s), server %s\n", ep.Suffix, ep.Addr, epLabel(ep), bin)
+	}
+	return eps, nil
+}
+
+func epLabel(ep stack.Endpoint) string {
+	if ep.GPU == nil {
+		return "cpu: CUDA_VISIBLE_DEVICES empty"
+	}
+	return ep.GPU.Label + " " + ep.GPU.UUID
+}
+
+// Close implements stack.Runner: it stops the running server, if any.
+func (d *Driver) Close(context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopLocked()
+}
+
+func (d *Driver) stopLocked() {
+	if d.cur != nil && d.cur.proc != nil {
+		_ = d.cur.proc.Stop(d.grace())
+	}
+	d.cur = nil
+}
+
+func (d *Driver) grace() time.Duration {
+	if d.cfg.StopGrace > 0 {
+		return d.cfg.StopGrace
+	}
+	return 10 * time.Second
+}
+
+// Targets implements stack.Driver (see Config.Models for the order of sources).
+func (d *Driver) Targets(context.Context) ([]stack.Target, error) {
+	models, warnings, err := d.cfg.Models()
+	for _, w := range warnings {
+		fmt.Fprintf(d.log, "! llama.cpp: %s\n", w)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []stack.Target
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range models {
+		d.models[m.Alias] = m
+		fmt.Fprintf(d.log, "   model %s: %s (%s, %.2f GB)\n", m.Alias, m.Path, m.Source, float64(m.Bytes)/1e9)
+		out = append(out, stack.Target{Model: m.Tag, Alias: m.Alias, WeightBytes: m.Bytes})
+	}
+	return out, nil
+}
+
+func (d *Driver) candidate(label, tag, ngl string) stack.Candidate {
+	return stack.Candidate{Label: label, ModelTag: tag, NumGPU: ngl,
+		NumCtx: strconv.Itoa(d.cfg.CtxSize), Batch: strconv.Itoa(d.cfg.BatchSize), NumPredict: strconv.Itoa(d.cfg.NumPredict)}
+}
+
+// Baseline implements stack.Driver: the server without --n-gpu-layers, i.e. its own default
+// offload, recorded as "default" with the offload the server reports in the sample.
+func (d *Driver) Baseline(_ context.Context, _ stack.Endpoint, t stack.Target) (stack.Candidate, error) {
+	return d.candidate(stack.LabelBaseline, t.Alias, "default"), nil
+}
+
+// Candidates implements stack.Driver: one per NGL_CANDIDATES value, in order.
+func (d *Driver) Candidates(_ context.Context, ep stack.Endpoint, t stack.Target) ([]stack.Candidate, error) {
+	if len(d.cfg.NGL) == 0 {
+		return nil, errors.New("NGL_CANDIDATES is empty")
+	}
+	var out []stack.Candidate
+	for _, n := range d.cfg.NGL {
+		out = append(out, d.candidate(stack.LabelOptimized, fmt.Sprintf("%s-%s-ngl%d", t.Alias, ep.GPULabel(), n), strconv.Itoa(n)))
+	}
+	return out, nil
+}
+
+// nglArg is the --n-gpu-layers argument of a candidate; "" for the server's default.
+func nglArg(c stack.Candidate) string {
+	n, err := strconv.Atoi(c.NumGPU)
+	if err != nil {
+		return ""
+	}
+	if n < 0 {
+		n = AllLayers
+	}
+	return strconv.Itoa(n)
+}
+
+// ServerArgs is the llama-server command line (after the binary) for a candidate.
+func (d *Driver) ServerArgs(ep stack.Endpoint, modelPath string, c stack.Candidate) []string {
+	host, port, _ := net.SplitHostPort(ep.Addr)
+	args := []string{"--model", modelPath, "--host", host, "--port", port,
+		"--ctx-size", strconv.Itoa(d.cfg.CtxSize), "--batch-size", strconv.Itoa(d.cfg.BatchSize), "--parallel", "1"}
+	if n := nglArg(c); n != "" {
+		args = append(args, "--n-gpu-layers", n)
+	}
+	return args
+}
+
+// ServerEnv is the environment of a server on ep: the run's environment, pinned to the
+// endpoint's GPU (empty CUDA_VISIBLE_DEVICES: the CPU).
+func (d *Driver) ServerEnv(ep stack.Endpoint) []string {
+	cuda := ""
+	if ep.GPU != nil {
+		cuda = ep.GPU.CUDAVisibleDevices()
+	}
+	env := make([]string, 0, len(d.cfg.Environ)+1)
+	for _, kv := range d.cfg.Environ {
+		if !strings.HasPrefix(kv, "CUDA_VISIBLE_DEVICES=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "CUDA_VISIBLE_DEVICES="+cuda)
+}
+
+func (d *Driver) logPath(ep stack.Endpoint) string {
+	return filepath.Join(d.cfg.LogDir, fmt.Sprintf("llamacpp_%s_%s.log", strings.ToLower(ep.Suffix), d.cfg.RunTS))
+}
+
+var offloadLine = regexp.MustCompile(`offloaded (\d+)/(\d+) layers to GPU`)
+
+// ensure returns the server for (ep, model, candidate), starting it (and stopping any other)
+// when needed. Repeats of one candidate share its server; a failed start is not retried for
+// the same candidate.
+func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack.Candidate) *instance {
+	key := ep.Addr + "|" + m.Path + "|" + nglArg(c)
+	if d.cur != nil && d.cur.key == key {
+		if d.cur.failure == nil && d.cur.proc != nil && d.cur.proc.ExitError() != nil {
+			d.cur.failure = &measure.Sample{Outcome: measure.ErrExited, Error: fmt.Sprintf("%v (log: %s)", d.cur.proc.ExitError(), d.cur.logPath)}
+		}
+		return d.cur
+	}
+	restart := d.cur != nil && d.cur.ep.Addr == ep.Addr
+	d.stopLocked()
+	in := &instance{key: key, ep: ep, logPath: d.logPath(ep), args: d.ServerArgs(ep, m.Path, c)}
+	d.cur = in
+	fail := func(outcome string, err error) *instance {
+		in.failure = &measure.Sample{Outcome: outcome, Error: err.Error()}
+		return in
+	}
+	if err := waitPortFree(ctx, ep.Addr, restart); err != nil {
+		return fail(measure.ErrOther, err)
+	}
+	env := d.ServerEnv(ep)
+	offset := d.logHeader(in, env)
+	proc, err := server.Start(server.Spec{
+		Name: fmt.Sprintf("llama-server %s on %s", ep.Suffix, ep.Addr),
+		Path: d.bin, Args: in.args, Env: env, LogPath: in.logPath,
+	})
+	if err != nil {
+		return fail(measure.ErrOther, err)
+	}
+	in.proc = proc
+	timeout := d.cfg.ReadyTimeout
+	if timeout <= 0 {
+		timeout = ReadyTimeoutFor(m.Bytes)
+	}
+	started := time.Now()
+	var lastAnswer error // the last probe that got an answer, not one cut by the deadline
+	err = proc.WaitReady(ctx, timeout, 250*time.Millisecond, func(ctx context.Context) error {
+		err := health(ctx, ep.Addr)
+		if err != nil && ctx.Err() == nil {
+			lastAnswer = err
+		}
+		return err
+	})
+	in.loadTime = time.Since(started)
+	if err != nil {
+		switch {
+		case errors.Is(err, server.ErrExited):
+			return fail(measure.ErrExited, fmt.Errorf("%w (log: %s)", err, in.logPath))
+		case errors.Is(err, context.Canceled):
+			d.cur = nil
+			_ = proc.Stop(time.Second)
+			return fail(measure.ErrCanceled, err)
+		default:
+			// Never ready: stop it now rather than leave it holding the GPU until the next start.
+			_ = proc.Stop(d.grace())
+			if lastAnswer != nil && !strings.Contains(err.Error(), lastAnswer.Error()) {
+				err = fmt.Errorf("%w; last /health answer: %v", err, lastAnswer)
+			}
+			return fail(measure.ErrTimeout, fmt.Errorf("%w (log: %s)", err, in.logPath))
+		}
+	}
+	in.offload = readOffload(in.logPath, offset, proc)
+	fmt.Fprintf(d.log, "== llama-server %s on %s ready in %s (pid %d, --n-gpu-layers %s, offloaded %s, log %s)\n",
+		ep.Suffix, ep.Addr, in.loadTime.Round(time.Millisecond), proc.PID(), orDefault(nglArg(c)), orUnknown(in.offload), in.logPath)
+	// Warm-up (not recorded): the first request pays for buffer allocation and kernel
+	// compilation.
+	wctx, cancel := context.WithTimeout(ctx, d.cfg.requestTimeout())
+	_, _, err = completion(wctx, ep.Addr, CompletionRequest{Prompt: "warm up", NPredict: 4, Temperature: d.cfg.Temperature, Seed: d.cfg.Seed, Stream: true, IgnoreEOS: true}, nil)
+	cancel()
+	if err != nil {
+		s := &measure.Sample{}
+		d.classify(s, in, fmt.Errorf("warm-up request: %w", err))
+		in.failure = s
+	}
+	return in
+}
+
+// portFree returns an error naming the owner when something listens on addr. llama-server's
+// listening socket sets SO_REUSEPORT, and so do the TIME_WAIT sockets its closed connections
+// leave on the port for a minute: they make a test bind without SO_REUSEPORT fail, but not the
+// next llama-server's bind. A port whose test bind fails yet refuses connections is free.
+func portFree(addr string) error {
+	err := server.CheckPortFree(addr)
+	if err == nil {
+		return nil
+	}
+	c, derr := net.DialTimeout("tcp", addr, time.Second)
+	if derr == nil {
+		c.Close()
+		return err
+	}
+	if errors.Is(derr, syscall.ECONNREFUSED) {
+		return nil
+	}
+	return err
+}
+
+// PortReuseWait bounds the wait for an endpoint's port after fuze stopped the previous server
+// on it (the port is released when the process has gone; this covers the kernel's lag).
+var PortReuseWait = 10 * time.Second
+
+// waitPortFree checks that addr is free; right after a restart on the same port it retries
+// for up to PortReuseWait.
+func waitPortFree(ctx context.Context, addr string, restart bool) error {
+	err := portFree(addr)
+	if err == nil || !restart {
+		return err
+	}
+	deadline := time.Now().Add(PortReuseWait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		if err = portFree(addr); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w (still %s after the previous llama-server on it stopped)", err, PortReuseWait)
+}
+
+func orDefault(s string) string {
+	if s == "" {
+		return "not passed (server default)"
+	}
+	return s
+}
+
+func orUnknown(s string) string {
+	switch s {
+	case "":
+		return "not reported"
+	case NoOffload:
+		return s
+	}
+	return s + " layers"
+}
+
+// logHeader appends a line naming the command to the endpoint's log (the log is appended to,
+// across all the servers of the run) and returns the offset where the server's output starts.
+func (d *Driver) logHeader(in *instance, env []string) int64 {
+	f, err := os.OpenFile(in.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	cuda := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "CUDA_VISIBLE_DEVICES="); ok {
+			cuda = v
+		}
+	}
+	fmt.Fprintf(f, "==== fuze %s: CUDA_VISIBLE_DEVICES=%q %s %s\n", time.Now().Format(time.RFC3339), cuda, d.bin, strings.Join(in.args, " "))
+	off, _ := f.Seek(0, io.SeekEnd)
+	return off
+}
+
+// readOffload finds the model loader's "offloaded N/M layers to GPU" line of this start: in
+// the log file from offset, else in the process's recent output. llama.cpp prints it only
+// when the build supports GPU offload; a log that shows the loader at work without it means
+// every layer is on the CPU.
+func readOffload(logPath string, offset int64, proc *server.Process) string {
+	var b []byte
+	if f, err := os.Open(logPath); err == nil {
+		if _, err := f.Seek(offset, io.SeekStart); err == nil {
+			b, _ = io.ReadAll(io.LimitReader(f, 64<<20))
+		}
+		f.Close()
+	}
+	if all := offloadLine.FindAllSubmatch(b, -1); len(all) > 0 {
+		m := all[len(all)-1]
+		return string(m[1]) + "/" + string(m[2])
+	}
+	if m := proc.FindInLog(offloadLine); m != nil {
+		return m[1] + "/" + m[2]
+	}
+	if bytes.Contains(b, []byte("load_tensors:")) {
+		return NoOffload
+	}
+	return ""
+}
+
+// NoOffload is the recorded offload of a server build without GPU support.
+const NoOffload = "0 (this llama-server build has no GPU offload)"
+
+// Measure implements stack.Driver: start (or reuse) the candidate's server, then one streamed
+// /completion of NumPredict tokens (ignore_eos) with a prompt no earlier request has seen and
+// cache_prompt off, so that prefill is really measured. Decode tokens/sec is the server's
+// timings.predicted_n / timings.predicted_ms × 1000.
+func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seq++
+	seq := d.seq
+	s := &measure.Sample{
+		Stack: d.Name(), Endpoint: ep.Addr, Model: t.Model, ModelTag: c.ModelTag, Label: c.Label,
+		Settings: map[string]string{
+			"n_gpu_layers": c.NumGPU, "ctx_size": c.NumCtx, "batch_size": c.Batch, "n_predict": c.NumPredict,
+			"temperature": strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64), "seed": strconv.Itoa(d.cfg.Seed),
+		},
+		MaxTokens: d.cfg.NumPredict,
+		Outcome:   measure.OK,
+	}
+	if n := nglArg(c); n != "" {
+		s.Settings["n_gpu_layers_arg"] = n
+	} else {
+		s.Settings["n_gpu_layers_arg"] = "not passed"
+	}
+	m, ok := d.models[t.Alias]
+	if !ok {
+		s.Outcome, s.Error = measure.ErrOther, "no model file resolved for "+t.Alias
+		return s
+	}
+	s.Settings["model_path"] = m.Path
+	s.Settings["cuda_visible_devices"] = ""
+	if ep.GPU != nil {
+		s.Settings["cuda_visible_devices"] = ep.GPU.CUDAVisibleDevices()
+	}
+	in := d.ensure(ctx, ep, m, c)
+	s.Settings["server_log"] = in.logPath
+	if in.offload != "" {
+		s.Settings["offloaded_layers"] = in.offload
+	}
+	s.ServerLoadDuration = in.loadTime
+	if in.failure != nil {
+		s.Outcome, s.Error = in.failure.Outcome, in.failure.Error
+		if errors.Is(ctx.Err(), context.Canceled) {
+			s.Outcome = measure.ErrCanceled
+		}
+		return s
+	}
+	req := CompletionRequest{
+		Prompt:      fmt.Sprintf("[fuze run %s attempt %d] %s", d.cfg.RunTS, seq, d.cfg.Prompt),
+		NPredict:    d.cfg.NumPredict,
+		Temperature: d.cfg.Temperature,
+		Seed:        d.cfg.Seed,
+		Stream:      true,
+		CachePrompt: false,
+		IgnoreEOS:   true,
+	}
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.requestTimeout())
+	defer cancel()
+	s.Start = time.Now()
+	final, raw, err := completion(rctx, ep.Addr, req, func(ch *Chunk, at time.Time) {
+		since := at.Sub(s.Start)
+		if s.FirstByte == 0 {
+			s.FirstByte = since
+		}
+		if ch.Content != "" {
+			if s.FirstToken == 0 {
+				s.FirstToken = since
+			}
+			s.ChunkTimes = append(s.ChunkTimes, since)
+		}
+	})
+	s.End = time.Since(s.Start)
+	if err != nil {
+		d.classify(s, in, err)
+	} else {
+		fillFromFinal(s, final, d.cfg.NumPredict)
+	}
+	d.debug(seq, ep, t, c, req, raw, s)
+	return s
+}
+
+// fillFromFinal records the final answer's counts and timings in s; an answer without usable
+// timings makes s a malformed failure.
+func fillFromFinal(s *measure.Sample, final *Chunk, numPredict int) {
+	s.StopReason = final.StopType
+	if final.Timings == nil {
+		s.Outcome, s.Error = measure.ErrMalformed, "final answer has no timings (tokens_predicted="+strconv.Itoa(final.TokensPredicted)+")"
+		return
+	}
+	tm := final.Timings
+	s.ServerPromptTokens = tm.PromptN
+	s.ServerPromptDuration = msDuration(tm.PromptMS)
+	s.ServerOutputTokens = tm.PredictedN
+	s.ServerDecodeDuration = msDuration(tm.PredictedMS)
+	s.ServerTotalDuration = s.ServerPromptDuration + s.ServerDecodeDuration
+	s.Settings["server_predicted_per_second"] = strconv.FormatFloat(tm.PredictedPerSecond, 'f', 4, 64)
+	s.Settings["server_prompt_per_second"] = strconv.FormatFloat(tm.PromptPerSecond, 'f', 4, 64)
+	s.Settings["tokens_evaluated"] = strconv.Itoa(final.TokensEvaluated)
+	if tm.PredictedN <= 0 || tm.PredictedMS <= 0 {
+		s.Outcome, s.Error = measure.ErrMalformed, fmt.Sprintf("final answer has timings.predicted_n=%d predicted_ms=%g", tm.PredictedN, tm.PredictedMS)
+		return
+	}
+	if tm.PredictedN != numPredict {
+		s.Notes = append(s.Notes, fmt.Sprintf("output length %d differs from n_predict %d (stop_type %q)", tm.PredictedN, numPredict, final.StopType))
+	}
+	if final.TokensEvaluated > 0 && tm.PromptN < final.TokensEvaluated {
+		s.Notes = append(s.Notes, fmt.Sprintf("only %d of %d prompt tokens were evaluated (prompt cache reused)", tm.PromptN, final.TokensEvaluated))
+	}
+	if final.Truncated {
+		s.Notes = append(s.Notes, "the context was exceeded during generation (truncated); raise BENCH_NUM_CTX/CTX")
+	}
+}
+
+// msDuration converts the server's float milliseconds to a Duration, to the nanosecond.
+func msDuration(ms float64) time.Duration {
+	return time.Duration(ms*1e6 + 0.5)
+}
+
+// classify turns a request error into the sample's outcome.
+func (d *Driver) classify(s *measure.Sample, in *instance, err error) {
+	s.Error = err.Error()
+	if in != nil && in.proc != nil && isConnErr(err) {
+		// A server that crashed mid-answer: wait a moment for its exit to be noticed.
+		select {
+		case <-in.proc.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	var ae *APIError
+	switch {
+	case in != nil && in.proc != nil && in.proc.ExitError() != nil:
+		s.Outcome, s.Error = measure.ErrExited, fmt.Sprintf("%v (log: %s)", in.proc.ExitError(), in.logPath)
+	case errors.Is(err, context.Canceled):
+		s.Outcome = measure.ErrCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		s.Outcome = measure.ErrTimeout
+	case errors.As(err, &ae):
+		s.Outcome = measure.ErrHTTP
+		if ae.Code == 503 || strings.Contains(strings.ToLower(ae.Message), "memory") {
+			s.Outcome = measure.ErrLoad
+		}
+	case errors.Is(err, errMalformed):
+		s.Outcome = measure.ErrMalformed
+	case isConnErr(err):
+		s.Outcome = measure.ErrConnect
+	default:
+		s.Outcome = measure.ErrOther
+	}
+}
+
+func isConnErr(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE)
+}
+
+// debug writes the request, the final answer and the metrics of an attempt (DEBUG_BENCH=1).
+func (d *Driver) debug(seq int, ep stack.Endpoint, t stack.Target, c stack.Candidate, req CompletionRequest, final []byte, s *measure.Sample) {
+	if !d.cfg.DebugBench {
+		return
+	}
+	dir := filepath.Join(d.cfg.LogDir, "debug_"+d.cfg.RunTS)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(d.log, "! DEBUG_BENCH: %v\n", err)
+		return
+	}
+	base := fmt.Sprintf("llamacpp_%s_%s_%s_ngl%s_%03d", ep.Suffix, strings.ReplaceAll(t.Alias, "/", "-"), c.Label, c.NumGPU, seq)
+	write := func(suffix string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, base+suffix), append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintf(d.log, "! DEBUG_BENCH: %v\n", err)
+		}
+	}
+	b, _ := json.MarshalIndent(req, "", "  ")
+	write(".request.json", b)
+	if final != nil {
+		write(".response.json", final)
+	}
+	b, _ = json.MarshalIndent(map[string]any{
+		"predicted_tokens": s.ServerOutputTokens, "predicted_ms": float64(s.ServerDecodeDuration) / 1e6,
+		"tokens_per_sec": s.DecodeTokensPerSec(), "endpoint": ep.Addr, "model": c.ModelTag,
+		"outcome": s.Outcome, "error": s.Error,
+	}, "", "  ")
+	write(".metrics.json", b)
+}
+
+// Server returns the running server process, or nil (for tests).
+func (d *Driver) Server() *server.Process {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cur == nil {
+		return nil
+	}
+	return d.cur.proc
+}
