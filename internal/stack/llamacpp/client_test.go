@@ -308,16 +308,13 @@ func TestPortReuseAfterServerClosedConnections(t *testing.T) {
 			}
 			c.Close()
 		}
-		time.Sleep(100 * time.Millisecond)
-		if err := portFree(addr); err == nil || !strings.Contains(err.Error(), "already in use by pid") {
+		if err := server.CheckPortFree(addr); err == nil || !strings.Contains(err.Error(), "already in use by pid") {
 			t.Errorf("a listening server: %v", err)
 		}
 		hs.Close()
-		time.Sleep(50 * time.Millisecond)
-		if err := server.CheckPortFree(addr); (err != nil) == driverClient {
-			t.Errorf("driver client %v: a plain bind after the server closed: %v", driverClient, err)
-		}
-		if err := portFree(addr); err != nil {
+		// Closed connections may leave SO_REUSEPORT TIME_WAIT sockets on the port: the port is
+		// still free for the next server.
+		if err := server.CheckPortFree(addr); err != nil {
 			t.Errorf("driver client %v: port of a stopped server: %v", driverClient, err)
 		}
 		// The next llama-server binds.

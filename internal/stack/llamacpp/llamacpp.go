@@ -169,7 +169,7 @@ func (d *Driver) Setup(_ context.Context, sel gpu.Selection) ([]stack.Endpoint, 
 		eps = append(eps, stack.Endpoint{Suffix: "B", Addr: hostPort(d.cfg.PortB), Unit: "proc", GPU: sel.B})
 	}
 	for _, ep := range eps {
-		if err := portFree(ep.Addr); err != nil {
+		if err := server.CheckPortFree(ep.Addr); err != nil {
 			return nil, fmt.Errorf("llama.cpp endpoint %s: %w (PORT_%s)", ep.Suffix, err, ep.Suffix)
 		}
 		fmt.Fprintf(d.log, "== llama.cpp endpoint %s on %s (%s), server %s\n", ep.Suffix, ep.Addr, epLabel(ep), bin)
@@ -372,26 +372,6 @@ func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack
 	return in
 }
 
-// portFree returns an error naming the owner when something listens on addr. llama-server's
-// listening socket sets SO_REUSEPORT, and so do the TIME_WAIT sockets its closed connections
-// leave on the port for a minute: they make a test bind without SO_REUSEPORT fail, but not the
-// next llama-server's bind. A port whose test bind fails yet refuses connections is free.
-func portFree(addr string) error {
-	err := server.CheckPortFree(addr)
-	if err == nil {
-		return nil
-	}
-	c, derr := net.DialTimeout("tcp", addr, time.Second)
-	if derr == nil {
-		c.Close()
-		return err
-	}
-	if errors.Is(derr, syscall.ECONNREFUSED) {
-		return nil
-	}
-	return err
-}
-
 // PortReuseWait bounds the wait for an endpoint's port after fuze stopped the previous server
 // on it (the port is released when the process has gone; this covers the kernel's lag).
 var PortReuseWait = 10 * time.Second
@@ -399,7 +379,7 @@ var PortReuseWait = 10 * time.Second
 // waitPortFree checks that addr is free; right after a restart on the same port it retries
 // for up to PortReuseWait.
 func waitPortFree(ctx context.Context, addr string, restart bool) error {
-	err := portFree(addr)
+	err := server.CheckPortFree(addr)
 	if err == nil || !restart {
 		return err
 	}
@@ -410,7 +390,7 @@ func waitPortFree(ctx context.Context, addr string, restart bool) error {
 			return ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
-		if err = portFree(addr); err == nil {
+		if err = server.CheckPortFree(addr); err == nil {
 			return nil
 		}
 	}
