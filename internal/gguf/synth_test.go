@@ -465,31 +465,6 @@ func TestSynthStreamingMemory(t *testing.T) {
 	}
 }
 
-// BenchmarkSynthStreaming writes a Llama-3.2-1B-width model (2 layers) to
-// io.Discard; allocations per op stay a few MB whatever the size.
-func BenchmarkSynthStreaming(b *testing.B) {
-	sh := Shape{Dim: 2048, Layers: 2, FFN: 8192, Heads: 32, KVHeads: 8, Vocab: 32000, Context: 8192}
-	for _, typ := range []TensorType{F16, Q8_0} {
-		b.Run(typ.String(), func(b *testing.B) {
-			m, err := NewSynth(SynthOptions{Shape: sh, Type: typ})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			var peak uint64
-			for b.Loop() {
-				var n int64
-				p, _ := peakHeap(func() { n, err = m.WriteTo(context.Background(), io.Discard) })
-				if err != nil {
-					b.Fatal(err)
-				}
-				peak = max(peak, p)
-				b.SetBytes(n)
-			}
-			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
-		})
-	}
-}
 
 // In untied models the output projection maps each token's embedding to its successor, so
 // greedy decoding walks the vocabulary and never repeats a token (engines stop generations
