@@ -465,7 +465,6 @@ func TestSynthStreamingMemory(t *testing.T) {
 	}
 }
 
-
 // In untied models the output projection maps each token's embedding to its successor, so
 // greedy decoding walks the vocabulary and never repeats a token (engines stop generations
 // that repeat one token many times).
