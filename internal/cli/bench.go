@@ -18,6 +18,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/profile"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stack"
 )
 
 type benchFlags struct {
@@ -238,6 +239,9 @@ loop:
 	if steps.failed > 0 {
 		return fmt.Errorf("%d of %d steps failed (see %s)", steps.failed, steps.total, steps.path)
 	}
+	if steps.unavailable > 0 {
+		fmt.Fprintf(s.out, "! %d step(s) skipped: stack unavailable on this machine (reasons above)\n", steps.unavailable)
+	}
 	fmt.Fprintf(s.out, "✔ Wrapper complete. Summary: %s\n", steps.path)
 	return nil
 }
@@ -248,6 +252,7 @@ type stepLog struct {
 	file          *os.File
 	path, ts      string
 	failed, total int
+	unavailable   int
 }
 
 func newStepLog(log io.Writer, path, ts string) (*stepLog, error) {
@@ -269,6 +274,14 @@ func (l *stepLog) run(name string, fn func() error) {
 	secs := int(time.Since(start).Round(time.Second).Seconds())
 	rc := 0
 	l.total++
+	var unavailable *stack.UnavailableError
+	if errors.As(err, &unavailable) {
+		// A stack this machine does not have: said, with the reason, but not a failure.
+		l.unavailable++
+		fmt.Fprintf(l.log, "- [%s] unavailable (%ds): %s\n", name, secs, oneLine(err.Error()))
+		fmt.Fprintf(l.file, "%s,%s,%d,%d\n", l.ts, name, rc, secs)
+		return
+	}
 	if err != nil {
 		rc = 1
 		if errors.Is(err, context.Canceled) {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,5 +154,31 @@ func TestParseStacks(t *testing.T) {
 	}
 	if got, _ := parseStacks(nil, nil); strings.Join(got, " ") != "ollama llama.cpp vLLM Triton" {
 		t.Fatalf("default %v", got)
+	}
+}
+
+// On a machine with only Ollama, the other stacks are reported unavailable with their reason
+// and the Ollama part is measured, collected and analysed.
+func TestBenchOtherStacksUnavailable(t *testing.T) {
+	srv := persistentWithTiny(t, "tiny:latest")
+	_, logDir := benchRoot(t, srv)
+	t.Setenv("PATH", "/usr/bin:/bin") // no llama-server, no vllm
+	t.Setenv("TRITON_HTTP_A", "127.0.0.1:"+strconv.Itoa(ollamatest.FreePort(t)))
+	t.Setenv("TRITON_HTTP_B", "")
+	code, stdout, stderr := runFuze(t, context.Background(), "bench", "--env", "preprod", "--stack", "ollama llama.cpp vLLM Triton")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, st := range []string{"llama.cpp", "vLLM", "Triton"} {
+		if !regexp.MustCompile(`- \[` + regexp.QuoteMeta(st) + `:LLM-FuZe-tiny-latest:benchmark\] unavailable \(\d+s\): \S`).MatchString(stderr) {
+			t.Errorf("%s not reported unavailable with a reason:\n%s", st, stderr)
+		}
+	}
+	if !strings.Contains(stderr, "✔ [ollama:LLM-FuZe-tiny-latest:benchmark] done") || !strings.Contains(stdout, "3 step(s) skipped: stack unavailable") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	csvs, _ := filepath.Glob(filepath.Join(logDir, "*_bench_*.csv"))
+	if len(csvs) != 1 || !strings.Contains(csvs[0], "ollama_bench_") {
+		t.Fatalf("run CSVs %v", csvs)
 	}
 }

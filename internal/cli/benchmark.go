@@ -66,18 +66,19 @@ func runStackBenchmark(ctx context.Context, s streams, cfg *knobs.Config, stackN
 	if err != nil {
 		return "", err
 	}
+	// Servers are stopped even after Ctrl-C (Close gets a context that is not cancelled) and
+	// after a failed Setup (it may have started some).
+	defer driver.Close(context.WithoutCancel(ctx))
+	endpoints, err := driver.Setup(ctx, sel)
+	if err != nil {
+		return "", err // no run file for a stack that could not start
+	}
 	w, err := results.CreateRun(logDir, stackName, now)
 	if err != nil {
 		return "", err
 	}
 	defer w.Close()
 	fmt.Fprintf(s.err, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
-	endpoints, err := driver.Setup(ctx, sel)
-	if err != nil {
-		return w.CSVPath(), err
-	}
-	// Servers are stopped even after Ctrl-C: Close gets a context that is not cancelled.
-	defer driver.Close(context.WithoutCancel(ctx))
 	engine := &stack.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Log: s.err, Repeat: repeat}
 	outcomes, runErr := engine.Run(ctx)
 	printOutcomes(s.out, outcomes)

@@ -81,6 +81,17 @@ type Runner interface {
 	Close(ctx context.Context)
 }
 
+// UnavailableError says a stack cannot run on this machine: its server is not installed, or
+// not running where fuze was told to find it and fuze was not asked to start it. The
+// orchestrator reports it with its reason and goes on; it is not a failed measurement.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable marks err as the stack being unavailable here.
+func Unavailable(err error) error { return &UnavailableError{Err: err} }
+
 // Publisher is implemented by drivers that can publish the best configuration as a model of
 // its own (Ollama's PUBLISH_BEST); the engine measures what they publish as a "published" row.
 type Publisher interface {

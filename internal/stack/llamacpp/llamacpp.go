@@ -148,7 +148,7 @@ func ResolveBin(bin string, lookPath func(string) (string, error)) (string, erro
 			return p, nil
 		}
 	}
-	return "", errors.New("cannot find the llama.cpp server binary: no llama-server (or server) on PATH; build llama.cpp's llama-server and set LLAMACPP_BIN to its path")
+	return "", stack.Unavailable(errors.New("cannot find the llama.cpp server binary: no llama-server (or server) on PATH; build llama.cpp's llama-server and set LLAMACPP_BIN to its path"))
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

@@ -255,7 +255,7 @@ func (d *Driver) waitReady(ctx context.Context, ep stack.Endpoint, proc *server.
 			if refusedSince.IsZero() {
 				refusedSince = time.Now()
 			} else if time.Since(refusedSince) >= min(2*time.Second, d.cfg.ReadyTimeout) {
-				return fmt.Errorf("Triton %s on %s not ready: nothing listens there (connection refused); fuze does not start Triton unless TRITON_START_CMD is set, so start it or point %s at its HTTP port", ep.Suffix, ep.Addr, knobOf(ep))
+				return stack.Unavailable(fmt.Errorf("Triton %s on %s not ready: nothing listens there (connection refused); fuze does not start Triton unless TRITON_START_CMD is set, so start it or point %s at its HTTP port", ep.Suffix, ep.Addr, knobOf(ep)))
 			}
 		} else {
 			refusedSince = time.Time{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/stack"
 	"os"
 	"os/exec"
 	"strconv"
@@ -141,7 +142,7 @@ func FindLauncher(ctx context.Context, s LauncherSearch) (Launcher, error) {
 		}
 		tried = append(tried, fmt.Sprintf("PYTHON_BIN=%s: %v", s.PythonBin, err))
 	}
-	return Launcher{}, fmt.Errorf("vLLM is not installed: %s; install it (`fuze stack vLLM install`), or set VLLM_BIN to the `vllm` command or VLLM_PYTHON to a Python that has it", strings.Join(tried, ", "))
+	return Launcher{}, stack.Unavailable(fmt.Errorf("vLLM is not installed: %s; install it, or set VLLM_BIN to the `vllm` command or VLLM_PYTHON to a Python that has it", strings.Join(tried, ", ")))
 }
 
 // ErrNoVLLM reports a Python that cannot import vllm.
