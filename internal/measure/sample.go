@@ -123,3 +123,21 @@ func (s *Sample) Spread() (lo, hi float64) {
 	}
 	return lo, hi
 }
+
+// Arrived records a stream chunk that arrived since after Start carrying tokens output tokens
+// (0 for a chunk without text): the first byte, the first token, and one chunk time per token,
+// the same way for every stack.
+func (s *Sample) Arrived(since time.Duration, tokens int) {
+	if s.FirstByte == 0 {
+		s.FirstByte = since
+	}
+	if tokens <= 0 {
+		return
+	}
+	if s.FirstToken == 0 {
+		s.FirstToken = since
+	}
+	for range tokens {
+		s.ChunkTimes = append(s.ChunkTimes, since)
+	}
+}

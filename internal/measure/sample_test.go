@@ -44,3 +44,16 @@ func TestSpread(t *testing.T) {
 		t.Fatal(lo, hi)
 	}
 }
+
+func TestArrived(t *testing.T) {
+	s := &Sample{}
+	s.Arrived(5*time.Millisecond, 0) // headers / a chunk without text
+	s.Arrived(9*time.Millisecond, 1)
+	s.Arrived(12*time.Millisecond, 2) // a chunk carrying two tokens
+	if s.FirstByte != 5*time.Millisecond || s.FirstToken != 9*time.Millisecond {
+		t.Fatalf("first byte %v first token %v", s.FirstByte, s.FirstToken)
+	}
+	if len(s.ChunkTimes) != 3 || s.ChunkTimes[2] != 12*time.Millisecond {
+		t.Fatalf("chunk times %v: one entry per token", s.ChunkTimes)
+	}
+}

@@ -520,16 +520,11 @@ func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	defer cancel()
 	s.Start = time.Now()
 	final, raw, err := completion(rctx, ep.Addr, req, func(ch *Chunk, at time.Time) {
-		since := at.Sub(s.Start)
-		if s.FirstByte == 0 {
-			s.FirstByte = since
-		}
+		tokens := 0
 		if ch.Content != "" {
-			if s.FirstToken == 0 {
-				s.FirstToken = since
-			}
-			s.ChunkTimes = append(s.ChunkTimes, since)
+			tokens = 1 // llama-server streams one token per event
 		}
+		s.Arrived(at.Sub(s.Start), tokens)
 	})
 	s.End = time.Since(s.Start)
 	if err != nil {

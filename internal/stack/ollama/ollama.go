@@ -389,16 +389,9 @@ func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	defer cancel()
 	s.Start = time.Now()
 	final, err := client.Generate(mctx, req, func(chunk ollamaapi.GenerateChunk, at time.Time) {
-		since := at.Sub(s.Start)
-		if s.FirstByte == 0 {
-			s.FirstByte = since
-		}
-		if chunk.Response != "" {
-			if s.FirstToken == 0 {
-				s.FirstToken = since
-			}
-			s.ChunkTimes = append(s.ChunkTimes, since)
-		}
+		// Ollama streams one token per chunk; a chunk may hold no text (a partial UTF-8
+		// sequence it holds back), and then counts as no token for the client-side rate.
+		s.Arrived(at.Sub(s.Start), boolInt(chunk.Response != ""))
 	})
 	s.End = time.Since(s.Start)
 	if err != nil {
@@ -555,4 +548,11 @@ func (d *Driver) Daemon(addr string) server.Handle {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.daemons[addr]
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

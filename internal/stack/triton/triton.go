@@ -664,13 +664,8 @@ func tally(events []event, flavour Flavour, s *measure.Sample) error {
 		if tokens[i] <= 0 {
 			continue
 		}
-		if s.FirstToken == 0 {
-			s.FirstToken = e.at
-		}
 		total += tokens[i]
-		for range tokens[i] {
-			s.ChunkTimes = append(s.ChunkTimes, e.at)
-		}
+		s.Arrived(e.at, tokens[i])
 	}
 	s.ServerOutputTokens = total
 	s.Settings["output_tokens_source"] = source
