@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"text/tabwriter"
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/knobs"
+	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/sweep"
@@ -101,4 +103,48 @@ func sweepPolicy(cfg *knobs.Config) (sweep.Policy, int, error) {
 		return sweep.Policy{}, 0, usageErrorf("BENCH_REPEAT=%q (from %s): want an integer ≥ 1", cfg.Get("BENCH_REPEAT"), cfg.Source("BENCH_REPEAT"))
 	}
 	return sweep.Policy{Exhaustive: exhaustive, ZeroBreak: zeroBreak, NoImproveLimit: noImprove}, repeat, nil
+}
+
+// printOutcomes prints baseline vs best per (model, endpoint), aligned. The spread is the
+// range of the repeated measurements; a gain whose ranges overlap is within noise and says so.
+func printOutcomes(out io.Writer, outcomes []stack.Outcome) {
+	if len(outcomes) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tendpoint\tgpu\tbase tok/s\tbest num_gpu\tbest tok/s\tgain\t")
+	for _, o := range outcomes {
+		baseCell, baseHi := "failed", 0.0
+		base := 0.0
+		if o.Baseline != nil && !o.Baseline.Failed() {
+			base = o.Baseline.DecodeTokensPerSec()
+			_, baseHi = o.Baseline.Spread()
+			baseCell = rateCell(o.Baseline)
+		}
+		bestNG, bestCell, gain := "-", "-", "-"
+		if o.Best != nil && o.BestRun != nil && base >= o.BestTPS {
+			// No candidate beat the server's own defaults: that is the best configuration.
+			bestNG, bestCell, gain = "default", baseCell, "1.00x (default is best)"
+		} else if o.Best != nil && o.BestRun != nil {
+			bestNG, bestCell = o.Best.NumGPU, rateCell(o.BestRun)
+			if base > 0 {
+				gain = fmt.Sprintf("%.2fx", o.BestTPS/base)
+				if lo, _ := o.BestRun.Spread(); lo <= baseHi {
+					gain += " (within noise)"
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", o.Target.Alias, o.Endpoint.Addr, o.Endpoint.GPULabel(), baseCell, bestNG, bestCell, gain)
+	}
+	tw.Flush()
+}
+
+// rateCell is "median (lo–hi)" for a repeated measurement, else the rate.
+func rateCell(s *measure.Sample) string {
+	r := s.DecodeTokensPerSec()
+	if len(s.RepeatTPS) > 1 {
+		lo, hi := s.Spread()
+		return fmt.Sprintf("%.2f (%.2f–%.2f)", r, lo, hi)
+	}
+	return fmt.Sprintf("%.2f", r)
 }

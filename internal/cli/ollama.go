@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/knobs"
-	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stack/ollama"
@@ -106,47 +103,6 @@ func runOllamaBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (csvP
 		fmt.Fprintf(rc.Log, "Persistent : 127.0.0.1:%d\n", oc.PersistentPort)
 		return ollama.New(oc, rc.Log), p, nil
 	})
-}
-
-// printOutcomes prints baseline vs best per (model, endpoint), aligned. The spread is the
-// range of the repeated measurements; a gain whose ranges overlap is within noise and says so.
-func printOutcomes(out io.Writer, outcomes []stack.Outcome) {
-	if len(outcomes) == 0 {
-		return
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\tendpoint\tgpu\tbase tok/s\tbest num_gpu\tbest tok/s\tgain\t")
-	for _, o := range outcomes {
-		baseCell, baseHi := "failed", 0.0
-		base := 0.0
-		if o.Baseline != nil && !o.Baseline.Failed() {
-			base = o.Baseline.DecodeTokensPerSec()
-			_, baseHi = o.Baseline.Spread()
-			baseCell = rateCell(o.Baseline)
-		}
-		bestNG, bestCell, gain := "-", "-", "-"
-		if o.Best != nil && o.BestRun != nil {
-			bestNG, bestCell = o.Best.NumGPU, rateCell(o.BestRun)
-			if base > 0 {
-				gain = fmt.Sprintf("%.2fx", o.BestTPS/base)
-				if lo, _ := o.BestRun.Spread(); lo <= baseHi {
-					gain += " (within noise)"
-				}
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", o.Target.Alias, o.Endpoint.Addr, o.Endpoint.GPULabel(), baseCell, bestNG, bestCell, gain)
-	}
-	tw.Flush()
-}
-
-// rateCell is "median (lo–hi)" for a repeated measurement, else the rate.
-func rateCell(s *measure.Sample) string {
-	r := s.DecodeTokensPerSec()
-	if len(s.RepeatTPS) > 1 {
-		lo, hi := s.Spread()
-		return fmt.Sprintf("%.2f (%.2f–%.2f)", r, lo, hi)
-	}
-	return fmt.Sprintf("%.2f", r)
 }
 
 // percentList reads a list of percentages in (0, 100].

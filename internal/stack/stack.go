@@ -190,7 +190,12 @@ func (e *Engine) runOne(ctx context.Context, t Target, ep Endpoint) (Outcome, er
 	if res.Best != nil {
 		best := res.Best.Candidate
 		o.Best, o.BestTPS, o.BestRun = &best, res.Best.TokensPerSec, samples[best]
-		fmt.Fprintf(e.Log, "✔  Best so far: %s (num_gpu=%s) at %.2f tok/s\n", best.ModelTag, best.NumGPU, res.Best.TokensPerSec)
+		if base := o.Baseline.DecodeTokensPerSec(); base >= res.Best.TokensPerSec {
+			fmt.Fprintf(e.Log, "✔  Best: the server's default (%s) at %.2f tok/s; no candidate beat it (best candidate %s at %.2f)\n",
+				LabelBaseline, base, best.NumGPU, res.Best.TokensPerSec)
+		} else {
+			fmt.Fprintf(e.Log, "✔  Best so far: %s (num_gpu=%s) at %.2f tok/s\n", best.ModelTag, best.NumGPU, res.Best.TokensPerSec)
+		}
 		if p, ok := e.Driver.(Publisher); ok && err == nil {
 			if pub, ok := p.Publish(ctx, ep, t, best); ok {
 				if _, werr := e.measureAndWrite(ctx, ep, t, pub); werr != nil {
