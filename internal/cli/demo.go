@@ -31,8 +31,8 @@ func newDemoCommand(s streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Benchmark a real Ollama on this machine with a synthetic model (what `make demo` runs)",
-		Long: `demo runs the Ollama benchmark for real on this machine: it writes the tiny synthetic
-model, starts an isolated persistent Ollama daemon on a free port with its own model store,
+		Long: `demo runs the Ollama benchmark for real on this machine: it writes a synthetic
+model (the small preset), starts an isolated persistent Ollama daemon on a free port with its own model store,
 renders the explore env template for the model, runs ` + "`fuze stack @env ollama`" + ` against it
 (fuze starts and stops its own test daemon), prints where the CSV is and a table of
 baseline vs best tokens/sec, and stops every process it started.`,
@@ -67,10 +67,10 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 		}
 	}
 
-	model := filepath.Join(f.dir, "fuze-tiny.gguf")
-	fmt.Fprintf(s.err, "== writing the tiny synthetic model: %s\n", model)
-	preset, _ := gguf.LookupPreset("tiny")
-	synth, err := gguf.NewSynth(gguf.SynthOptions{Shape: preset.Shape, Type: preset.Type, Seed: 1, Name: "fuze-tiny"})
+	model := filepath.Join(f.dir, "fuze-small.gguf")
+	fmt.Fprintf(s.err, "== writing the small synthetic model: %s\n", model)
+	preset, _ := gguf.LookupPreset("small")
+	synth, err := gguf.NewSynth(gguf.SynthOptions{Shape: preset.Shape, Type: preset.Type, Seed: 1, Name: "fuze-small"})
 	if err != nil {
 		return err
 	}
@@ -97,13 +97,13 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 	}); err != nil {
 		return err
 	}
-	const tag = "fuze-tiny:latest"
+	const tag = "fuze-small:latest"
 	fmt.Fprintf(s.err, "== persistent Ollama on %s (pid %d, store %s); creating %s\n", addr, daemon.PID(), store, tag)
 	if err := client.CreateFromGGUF(ctx, tag, model); err != nil {
 		return err
 	}
 
-	envPath := filepath.Join(f.dir, "LLM-FuZe-fuze-tiny-latest.env")
+	envPath := filepath.Join(f.dir, "LLM-FuZe-fuze-small-latest.env")
 	if err := renderTemplate(f.template, envPath, tag); err != nil {
 		return err
 	}

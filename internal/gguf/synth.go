@@ -57,6 +57,8 @@ type Preset struct {
 var presets = []Preset{
 	{Name: "tiny", Type: F16, About: "under 1 MB, for tests on CPU",
 		Shape: Shape{Dim: 64, Layers: 2, FFN: 192, Heads: 4, KVHeads: 2, Vocab: 320, Context: 2048, RopeBase: 10000}},
+	{Name: "small", Type: F16, About: "~56 MB, for CPU demos: decoding, not request overhead, dominates its timings",
+		Shape: Shape{Dim: 512, Layers: 8, FFN: 1536, Heads: 8, KVHeads: 4, Vocab: 4096, Context: 4096, RopeBase: 10000}},
 	{Name: "llama-1b", Type: F16, About: "Llama-3.2-1B shape (tied embeddings), ~2.5 GB in F16",
 		Shape: Shape{Dim: 2048, Layers: 16, FFN: 8192, Heads: 32, KVHeads: 8, Vocab: 128256, Context: 8192,
 			TiedEmbeddings: true, RopeBase: 500000}},
