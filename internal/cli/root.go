@@ -119,6 +119,7 @@ EXIT STATUS
 		newPreflightCommand(s),
 		newGPUPrepareCommand(s),
 		newMigrateLogsCommand(s),
+		newCleanCommand(s),
 	)
 	return root
 }

@@ -162,8 +162,6 @@ func runStack(ctx context.Context, s streams, args []string) error {
 	case sc.stack == "ollama" && (sc.command == "install" || sc.command == "service-cleanup"):
 		_, err := runOllamaSystem(ctx, s, cfg, sc.command, sc.args)
 		return err
-	case sc.utility == "analyze":
-		return runSubcommand(ctx, s, newAnalyzeCommand(s), sc.args)
 	case sc.utility != "":
 		return runUtility(ctx, s, cfg, sc.utility, sc.args)
 	default:

@@ -42,8 +42,10 @@ func runUtility(ctx context.Context, s streams, cfg *knobs.Config, name string, 
 		cmd = gpuPrepareCommand(s, fixedConfig(cfg))
 	case "migrate-logs":
 		cmd = migrateLogsCommand(s, fixedConfig(cfg))
-	case "clean", "analyze":
-		return notBuilt("utility " + name)
+	case "clean":
+		cmd = cleanCommand(s, fixedConfig(cfg))
+	case "analyze":
+		cmd = newAnalyzeCommand(s)
 	default:
 		return usageErrorf("unknown utility: %s (utilities: preflight, gpu-prepare, migrate-logs, clean, analyze)", name)
 	}
