@@ -181,28 +181,55 @@ func (p *Process) Stop(grace time.Duration) error {
 // WaitReady polls probe every interval until it succeeds, the process exits, the timeout
 // passes or ctx is cancelled. Errors name the server and include its last log lines.
 func (p *Process) WaitReady(ctx context.Context, timeout, interval time.Duration, probe func(context.Context) error) error {
+	return WaitFor(ctx, p.spec.Name, timeout, interval, probe, p.ExitError, func() []string { return p.LastLines(3) })
+}
+
+// PermanentError is returned by a readiness probe that knows waiting longer cannot help (the
+// port speaks another protocol, nothing will ever listen): WaitFor returns it at once.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks a probe error as one that waiting cannot cure.
+func Permanent(err error) error { return &PermanentError{Err: err} }
+
+// WaitFor is the readiness loop of every server: probe every interval (each probe bounded by
+// the interval, at least a second) until it succeeds; stop early when exited reports the
+// server's death (its error is returned), when the probe returns a PermanentError, or when ctx
+// is cancelled; after timeout, an error naming the server, the last probe error and lastLines.
+// exited and lastLines may be nil (a server fuze did not start).
+func WaitFor(ctx context.Context, name string, timeout, interval time.Duration, probe func(context.Context) error, exited func() error, lastLines func() []string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	var lastErr error
 	for {
 		probeCtx, probeCancel := context.WithTimeout(ctx, max(interval, time.Second))
-		lastErr = probe(probeCtx)
+		err := probe(probeCtx)
 		probeCancel()
-		if lastErr == nil {
+		if err == nil {
 			return nil
 		}
-		select {
-		case <-p.done:
-			return p.exitError()
-		case <-ctx.Done():
-			if parentErr := context.Cause(ctx); errors.Is(parentErr, context.Canceled) {
-				return parentErr
+		var permanent *PermanentError
+		if errors.As(err, &permanent) {
+			return permanent.Err
+		}
+		if exited != nil {
+			if exit := exited(); exit != nil {
+				return exit
 			}
-			msg := fmt.Sprintf("%s not ready after %s: %v", p.spec.Name, timeout, lastErr)
-			if last := p.LastLines(3); len(last) > 0 {
-				msg += "; last log lines: " + strings.Join(last, " | ")
+		}
+		select {
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); errors.Is(cause, context.Canceled) {
+				return cause
+			}
+			msg := fmt.Sprintf("%s not ready after %s: %v", name, timeout, err)
+			if lastLines != nil {
+				if last := lastLines(); len(last) > 0 {
+					msg += "; last log lines: " + strings.Join(last, " | ")
+				}
 			}
 			return errors.New(msg)
 		case <-ticker.C:

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -136,29 +135,7 @@ func (u *SystemdUnit) lastLines(n int) []string {
 
 // WaitReady implements Handle.
 func (u *SystemdUnit) WaitReady(ctx context.Context, timeout, interval time.Duration, probe func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		probeCtx, probeCancel := context.WithTimeout(ctx, max(interval, time.Second))
-		err := probe(probeCtx)
-		probeCancel()
-		if err == nil {
-			return nil
-		}
-		if exit := u.ExitError(); exit != nil {
-			return exit
-		}
-		select {
-		case <-ctx.Done():
-			if cause := context.Cause(ctx); errors.Is(cause, context.Canceled) {
-				return cause
-			}
-			return fmt.Errorf("%s (unit %s) not ready after %s: %v", u.spec.Name, u.name, timeout, err)
-		case <-ticker.C:
-		}
-	}
+	return WaitFor(ctx, u.spec.Name+" (unit "+u.name+")", timeout, interval, probe, u.ExitError, func() []string { return u.lastLines(3) })
 }
 
 // Stop implements Handle: systemctl stop (systemd sends TERM, then KILL to the whole cgroup).

@@ -222,23 +222,15 @@ func gpuOf(ep stack.Endpoint) string {
 	return ep.GPU.Label + " " + ep.GPU.UUID
 }
 
-// waitReady polls GET /v2/health/ready until it answers 200, the deadline passes, the
-// started process exits or the endpoint turns out not to speak HTTP.
+// waitReady polls GET /v2/health/ready (the shared server.WaitFor loop) until it answers 200,
+// the deadline passes, the started process exits or the endpoint turns out not to speak HTTP.
 func (d *Driver) waitReady(ctx context.Context, ep stack.Endpoint, proc *server.Process) error {
 	c := newClient(ep.Addr)
-	deadline := time.Now().Add(d.cfg.ReadyTimeout)
-	var done <-chan struct{}
-	if proc != nil {
-		done = proc.Done()
-	}
 	probed := false
 	var refusedSince time.Time
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	probe := func(pctx context.Context) error {
 		err := c.ServerReady(pctx)
-		cancel()
 		if err == nil {
-			fmt.Fprintf(d.log, "== Triton %s on %s is ready (%s)\n", ep.Suffix, ep.Addr, gpuOf(ep))
 			return nil
 		}
 		var se *StatusError
@@ -246,7 +238,7 @@ func (d *Driver) waitReady(ctx context.Context, ep stack.Endpoint, proc *server.
 			probed = true
 			var nh *NotHTTPError
 			if perr := probeHTTP(ctx, ep.Addr, 2*time.Second); errors.As(perr, &nh) && nh.Kind != "silent" {
-				return fmt.Errorf("Triton %s not ready: %w; set %s to the HTTP port (--http-port) of a Triton server", ep.Suffix, nh, knobOf(ep))
+				return server.Permanent(fmt.Errorf("Triton %s not ready: %w; set %s to the HTTP port (--http-port) of a Triton server", ep.Suffix, nh, knobOf(ep)))
 			}
 		}
 		// Nothing listening where an already-running server should be: say so now rather
@@ -255,37 +247,28 @@ func (d *Driver) waitReady(ctx context.Context, ep stack.Endpoint, proc *server.
 			if refusedSince.IsZero() {
 				refusedSince = time.Now()
 			} else if time.Since(refusedSince) >= min(2*time.Second, d.cfg.ReadyTimeout) {
-				return stack.Unavailable(fmt.Errorf("Triton %s on %s not ready: nothing listens there (connection refused); fuze does not start Triton unless TRITON_START_CMD is set, so start it or point %s at its HTTP port", ep.Suffix, ep.Addr, knobOf(ep)))
+				return server.Permanent(stack.Unavailable(fmt.Errorf("Triton %s on %s not ready: nothing listens there (connection refused); fuze does not start Triton unless TRITON_START_CMD is set, so start it or point %s at its HTTP port", ep.Suffix, ep.Addr, knobOf(ep))))
 			}
 		} else {
 			refusedSince = time.Time{}
 		}
-		if proc != nil {
-			select {
-			case <-done:
-				return fmt.Errorf("Triton %s on %s not ready: %w", ep.Suffix, ep.Addr, proc.ExitError())
-			default:
-			}
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			msg := fmt.Sprintf("Triton %s on %s not ready after %s: GET /v2/health/ready: %v", ep.Suffix, ep.Addr, d.cfg.ReadyTimeout, err)
-			if proc != nil {
-				if last := proc.LastLines(3); len(last) > 0 {
-					msg += "; last log lines: " + strings.Join(last, " | ")
-				}
-			} else {
-				msg += fmt.Sprintf(" (fuze does not start Triton unless TRITON_START_CMD is set; is a server running on %s=%s?)", knobOf(ep), ep.Addr)
-			}
-			return errors.New(msg)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-done:
-		case <-time.After(min(500*time.Millisecond, left)):
-		}
+		return fmt.Errorf("GET /v2/health/ready: %w", err)
 	}
+	name := fmt.Sprintf("Triton %s on %s", ep.Suffix, ep.Addr)
+	var exited func() error
+	var lastLines func() []string
+	if proc != nil {
+		exited = func() error {
+			if err := proc.ExitError(); err != nil {
+				return fmt.Errorf("%s not ready: %w", name, err)
+			}
+			return nil
+		}
+		lastLines = func() []string { return proc.LastLines(3) }
+	} else {
+		name += fmt.Sprintf(" (fuze does not start Triton unless TRITON_START_CMD is set; is a server running on %s=%s?)", knobOf(ep), ep.Addr)
+	}
+	return server.WaitFor(ctx, name, d.cfg.ReadyTimeout, 500*time.Millisecond, probe, exited, lastLines)
 }
 
 // waitModels checks GET /v2/models/<m>/ready for every model until ready or the readiness
