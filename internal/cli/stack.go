@@ -94,7 +94,7 @@ func parseStackArgs(args []string) (stackCommand, error) {
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		return sc, usageErrorf("no stack or utility given\n%s", stackUsage)
+		return sc, usageErrorf("no stack or utility given (see `fuze stack --help`)")
 	}
 	if u, ok := utilityAliases[args[0]]; ok {
 		sc.utility, sc.args = u, args[1:]
@@ -159,6 +159,9 @@ func runStack(ctx context.Context, s streams, args []string) error {
 		return err
 	case sc.stack == "ollama" && (sc.command == "store-cleanup" || sc.command == "cleanup-variants" || sc.command == "export-gguf"):
 		return runOllamaManage(ctx, s, cfg, sc.command, sc.args)
+	case sc.stack == "llama.cpp" && sc.command == "import-gguf":
+		// The original's llama.cpp import and Ollama export were one script.
+		return runOllamaManage(ctx, s, cfg, "export-gguf", sc.args)
 	case sc.stack == "ollama" && (sc.command == "install" || sc.command == "service-cleanup"):
 		_, err := runOllamaSystem(ctx, s, cfg, sc.command, sc.args)
 		return err
