@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/stack/llamacpp"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,9 +131,25 @@ func TestOllamaExportCommand(t *testing.T) {
 	want := map[string]string{
 		"LLAMACPP_PATH_tiny_latest":             filepath.Join(dest, "tiny-latest.gguf"),
 		"LLAMACPP_PATH_example_com_team_two_q8": filepath.Join(dest, "example.com-team-two-q8.gguf"),
+		"LLAMACPP_TAG_tiny_latest":              "tiny:latest",
+		"LLAMACPP_TAG_example_com_team_two_q8":  "example.com/team/two:q8",
 	}
 	if got := f.Map(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("models.env = %v, want %v", got, want)
+	}
+	// The llama.cpp driver takes this models.env: both GGUFs, named by their Ollama tags so
+	// that both stacks' rows of a model meet in the summaries.
+	lc := llamacpp.Config{ModelsEnv: envOut, PathVars: map[string]string{}}
+	models, _, err := lc.Models()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTag := map[string]string{}
+	for _, m := range models {
+		byTag[m.Tag] = m.Path
+	}
+	if byTag["tiny:latest"] != want["LLAMACPP_PATH_tiny_latest"] || byTag["example.com/team/two:q8"] != want["LLAMACPP_PATH_example_com_team_two_q8"] {
+		t.Errorf("llama.cpp driver's models from models.env: %+v", models)
 	}
 	// The ledger.
 	ledger := filepath.Join(logDir, "ollama_export_20250102_030405.csv")

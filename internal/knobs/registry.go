@@ -204,6 +204,8 @@ var registry = []Knob{
 		Doc: "File of LLAMACPP_PATH_<alias> lines written by `ollama export-gguf`, read (as data) if present; relative to FUZE_ROOT"},
 	{Name: "LLAMACPP_PATH_<alias>", Default: "", Kind: KindPath, Stacks: on(StackLlamaCpp),
 		Doc: "GGUF file for <alias>, the alias with every non-alphanumeric as _ (e.g. LLAMACPP_PATH_gemma3_4b_it_fp16); the original's form with a trailing _ is accepted too"},
+	{Name: "LLAMACPP_TAG_<alias>", Default: "", Kind: KindString, Stacks: on(StackLlamaCpp),
+		Doc: "fuze: the Ollama tag the GGUF of <alias> was exported from (written by export-gguf); llama.cpp rows then carry that tag as base_model, so summaries compare stacks on one model"},
 	{Name: "LLAMACPP_MODEL", Default: "", Kind: KindString, Stacks: on(StackLlamaCpp),
 		Doc: "Benchmark only this model: an Ollama tag or alias, resolved via LLAMACPP_PATH_<alias>, else *<alias>*.gguf under MODEL_DIR. From later work on the original"},
 	{Name: "MODEL_DIR", Default: defaultGGUFDir, Kind: KindPath, Stacks: on(StackLlamaCpp),

@@ -94,6 +94,14 @@ const EnvPrefix = "LLAMACPP_PATH_"
 // llama.cpp driver accepts both.
 func EnvKey(alias string) string { return EnvPrefix + nonAlnumRE.ReplaceAllString(alias, "_") }
 
+// TagPrefix names the Ollama model a GGUF came from, LLAMACPP_TAG_<alias> beside
+// LLAMACPP_PATH_<alias>: the llama.cpp driver reports that tag as base_model, so both stacks'
+// rows of one model meet in the summaries.
+const TagPrefix = "LLAMACPP_TAG_"
+
+// TagKey is the models.env variable holding the Ollama tag of an alias.
+func TagKey(alias string) string { return TagPrefix + strings.TrimPrefix(EnvKey(alias), EnvPrefix) }
+
 var moeSizeRE = regexp.MustCompile(`:[0-9]+x[0-9.]+b`)
 
 // autoFilterReason says why AUTO_FILTER_NON_GGUF skips a model ("" when it does not): the
@@ -383,7 +391,8 @@ func EnvAssignments(rows []ExportRow) []envfile.Assignment {
 	var out []envfile.Assignment
 	for _, r := range rows {
 		if r.OK() {
-			out = append(out, envfile.Assignment{Key: EnvKey(r.Alias), Value: r.Dest})
+			out = append(out, envfile.Assignment{Key: EnvKey(r.Alias), Value: r.Dest},
+				envfile.Assignment{Key: TagKey(r.Alias), Value: r.Model})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
@@ -403,6 +412,7 @@ func WriteModelsEnv(path string, rows []ExportRow, header []string) (written []e
 	}
 	written = fresh
 	if old, perr := envfile.ParseFile(path); perr == nil {
+		kept := map[string]bool{} // alias keys (without prefix) of the old mappings kept
 		for _, a := range old.Assignments {
 			// The original's keys had one more trailing '_': a fresh key replaces that form too.
 			if !strings.HasPrefix(a.Key, EnvPrefix) || have[a.Key] || have[strings.TrimSuffix(a.Key, "_")] {
@@ -412,7 +422,14 @@ func WriteModelsEnv(path string, rows []ExportRow, header []string) (written []e
 				continue
 			}
 			have[a.Key] = true
+			kept[strings.TrimPrefix(a.Key, EnvPrefix)] = true
 			written = append(written, envfile.Assignment{Key: a.Key, Value: a.Value})
+		}
+		for _, a := range old.Assignments {
+			if k, ok := strings.CutPrefix(a.Key, TagPrefix); ok && kept[k] && !have[a.Key] {
+				have[a.Key] = true
+				written = append(written, envfile.Assignment{Key: a.Key, Value: a.Value})
+			}
 		}
 	} else if !errors.Is(perr, os.ErrNotExist) {
 		warning = fmt.Sprintf("previous %s not readable as an env file, replaced: %v", path, perr)

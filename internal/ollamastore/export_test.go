@@ -210,6 +210,9 @@ func TestLedgerAndModelsEnv(t *testing.T) {
 		"LLAMACPP_PATH_tiny_latest":             "/g/tiny-latest.gguf",
 		"LLAMACPP_PATH_example_com_team_two_q8": "/g/it's.gguf",
 		"LLAMACPP_PATH_other":                   keep,
+		// The tag each GGUF came from, so llama.cpp rows name the same model as Ollama's.
+		"LLAMACPP_TAG_tiny_latest":             "tiny:latest",
+		"LLAMACPP_TAG_example_com_team_two_q8": "example.com/team/two:q8",
 	}
 	got := f.Map()
 	if len(got) != len(want) || len(written) != len(want) {

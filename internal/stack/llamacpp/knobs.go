@@ -65,7 +65,7 @@ func ConfigFromKnobs(cfg *knobs.Config, root, logDir, runTS string) (Config, err
 	}
 	c.PathVars = map[string]string{}
 	for _, kv := range cfg.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, PathVarPrefix) {
+		if k, v, ok := strings.Cut(kv, "="); ok && (strings.HasPrefix(k, PathVarPrefix) || strings.HasPrefix(k, TagVarPrefix)) {
 			c.PathVars[k] = v
 		}
 	}

@@ -25,6 +25,12 @@ var BuiltinModels = []string{
 // PathVarPrefix starts the variables that name a model's GGUF file.
 const PathVarPrefix = "LLAMACPP_PATH_"
 
+// TagVarPrefix names the model tag a GGUF was exported from (LLAMACPP_TAG_<alias>, written by
+// `fuze ollama export-gguf` beside LLAMACPP_PATH_<alias>). With it, llama.cpp rows carry the
+// same base_model as the Ollama rows of that model, so summaries compare the two stacks on one
+// model instead of listing two.
+const TagVarPrefix = "LLAMACPP_TAG_"
+
 // Model is one GGUF model to benchmark.
 type Model struct {
 	Tag    string // CSV base_model (an Ollama tag, or the alias when no tag is known)
@@ -318,9 +324,21 @@ func (r *resolver) discover() (models []Model, problems []string, found bool) {
 			continue
 		}
 		seen[alias] = true
-		models = append(models, Model{Tag: alias, Alias: alias, Path: e.value, Source: e.name + " (from " + e.source + ")", Bytes: modelBytes(e.value)})
+		tag := alias
+		if t := r.tagOf(key); t != "" {
+			tag = t
+		}
+		models = append(models, Model{Tag: tag, Alias: alias, Path: e.value, Source: e.name + " (from " + e.source + ")", Bytes: modelBytes(e.value)})
 	}
 	return models, problems, found
+}
+
+// tagOf is the LLAMACPP_TAG_<key> of an alias key: the environment's, else the models.env file's.
+func (r *resolver) tagOf(key string) string {
+	if v := r.cfg.PathVars[TagVarPrefix+key]; v != "" {
+		return v
+	}
+	return r.fileVars[TagVarPrefix+key]
 }
 
 func isFile(p string) bool {
