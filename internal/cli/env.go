@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -184,6 +183,3 @@ func newEnvCheckCommand(s streams) *cobra.Command {
 		},
 	}
 }
-
-// itoa is strconv.Itoa, for brevity in messages.
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -24,7 +24,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -180,7 +179,6 @@ type fakeServer struct {
 	mode   string
 	models map[string]fakeModel
 	gap    time.Duration
-	mu     sync.Mutex
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -357,7 +357,6 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) int {
 			tStartGen = now
 			promptMS = ms(now.Sub(tStartPrompt))
 		}
-		genMS = ms(now.Sub(tStartGen))
 		piece := " ok"
 		if nDecoded == eosAfter {
 			piece, stopType = "", "eos"
