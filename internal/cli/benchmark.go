@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/measure"
@@ -23,7 +24,7 @@ type runContext struct {
 }
 
 // driverFactory builds a stack's driver from the knobs; it may adjust the shared policy.
-type driverFactory func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Runner, sweep.Policy, error)
+type driverFactory func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Driver, sweep.Policy, error)
 
 // runStackBenchmark is the benchmark run every stack shares: LOG_DIR, sweep policy, repeats,
 // GPU inventory and A/B selection, the run CSV + JSONL, the driver's servers (always stopped),
@@ -81,8 +82,8 @@ func runStackBenchmark(ctx context.Context, s streams, cfg *knobs.Config, stackN
 	}
 	defer w.Close()
 	fmt.Fprintf(s.err, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
-	engine := &stack.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Log: s.err, Repeat: repeat}
-	outcomes, runErr := engine.Run(ctx)
+	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Report: engine.TextReporter(s.err), Repeat: repeat}
+	outcomes, runErr := eng.Run(ctx)
 	printOutcomes(s.out, outcomes)
 	fmt.Fprintf(s.out, "CSV: %s\n", w.CSVPath())
 	return w.CSVPath(), runErr
@@ -107,7 +108,7 @@ func sweepPolicy(cfg *knobs.Config) (sweep.Policy, int, error) {
 
 // printOutcomes prints baseline vs best per (model, endpoint), aligned. The spread is the
 // range of the repeated measurements; a gain whose ranges overlap is within noise and says so.
-func printOutcomes(out io.Writer, outcomes []stack.Outcome) {
+func printOutcomes(out io.Writer, outcomes []engine.Outcome) {
 	if len(outcomes) == 0 {
 		return
 	}

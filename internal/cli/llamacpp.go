@@ -15,7 +15,7 @@ import (
 // llamacpp.ConfigFromKnobs for which knobs it reads.
 func runLlamaCppBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (string, error) {
 	cfg = cfg.WithStack(knobs.StackLlamaCpp)
-	return runStackBenchmark(ctx, s, cfg, "llama.cpp", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Runner, sweep.Policy, error) {
+	return runStackBenchmark(ctx, s, cfg, "llama.cpp", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Driver, sweep.Policy, error) {
 		root := cfg.Get("FUZE_ROOT")
 		if root == "" {
 			root = repoRoot()

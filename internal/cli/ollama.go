@@ -88,7 +88,7 @@ func ollamaConfig(cfg *knobs.Config, logDir, runTS string) (ollama.Config, error
 
 // runOllamaBenchmark is `fuze stack [@env] ollama benchmark`.
 func runOllamaBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (csvPath string, err error) {
-	return runStackBenchmark(ctx, s, cfg, "ollama", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Runner, sweep.Policy, error) {
+	return runStackBenchmark(ctx, s, cfg, "ollama", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Driver, sweep.Policy, error) {
 		oc, err := ollamaConfig(cfg, rc.LogDir, rc.RunTS)
 		if err != nil {
 			return nil, p, err

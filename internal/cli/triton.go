@@ -108,7 +108,7 @@ func tritonConfig(cfg *knobs.Config, logDir, runTS string) (triton.Config, error
 // its model repository, so there is no sweep: one baseline row per model and endpoint.
 func runTritonBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (string, error) {
 	cfg = cfg.WithStack(knobs.StackTriton)
-	return runStackBenchmark(ctx, s, cfg, "Triton", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Runner, sweep.Policy, error) {
+	return runStackBenchmark(ctx, s, cfg, "Triton", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Driver, sweep.Policy, error) {
 		tc, err := tritonConfig(cfg, rc.LogDir, rc.RunTS)
 		if err != nil {
 			return nil, p, err

@@ -14,7 +14,7 @@ import (
 // model), started with what is installed (VLLM_BIN, VLLM_PYTHON, `vllm` on PATH, the
 // installer's venv, PYTHON_BIN), and one baseline row per (model, endpoint).
 func runVLLMBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (string, error) {
-	return runStackBenchmark(ctx, s, cfg, "vLLM", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Runner, sweep.Policy, error) {
+	return runStackBenchmark(ctx, s, cfg, "vLLM", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Driver, sweep.Policy, error) {
 		vc, err := vllm.FromKnobs(cfg, rc.LogDir, rc.RunTS)
 		if err != nil {
 			return nil, p, usageError{err}

@@ -32,7 +32,8 @@ type Sample struct {
 	PromptTokens int               `json:"prompt_tokens_requested,omitempty"`
 	MaxTokens    int               `json:"max_tokens_requested"`
 
-	// What the server reported.
+	// What the server reported (its own counters and timers: cross-checks of the client's
+	// clock, and the only source of prompt and load times). See ServerCounters.
 	ServerPromptTokens   int           `json:"server_prompt_tokens"`
 	ServerOutputTokens   int           `json:"server_output_tokens"`
 	ServerPromptDuration time.Duration `json:"server_prompt_duration_ns"`
@@ -65,50 +66,44 @@ type Sample struct {
 	Notes   []string `json:"notes,omitempty"` // e.g. output length differs from requested
 }
 
+// ServerCounters are what a server reports about one request. The client side of a driver
+// returns them; the engine keeps them beside what its own clock saw.
+type ServerCounters struct {
+	PromptTokens, OutputTokens                                  int
+	PromptDuration, DecodeDuration, LoadDuration, TotalDuration time.Duration
+	StopReason                                                  string
+	// Notes are the driver's remarks on the answer (e.g. a prompt cache reused).
+	Notes []string
+	// Extra are further values the server reported, kept in the sample's settings (e.g. its
+	// own tokens/sec figure as it printed it).
+	Extra map[string]string
+}
+
+// SetServer records what the server reported on s. A zero load duration keeps the one the
+// server side recorded when it loaded the model.
+func (s *Sample) SetServer(c ServerCounters) {
+	s.ServerPromptTokens, s.ServerOutputTokens = c.PromptTokens, c.OutputTokens
+	s.ServerPromptDuration, s.ServerDecodeDuration = c.PromptDuration, c.DecodeDuration
+	if c.LoadDuration != 0 {
+		s.ServerLoadDuration = c.LoadDuration
+	}
+	s.ServerTotalDuration, s.StopReason = c.TotalDuration, c.StopReason
+}
+
 // Failed reports whether the attempt did not produce a measurement.
 func (s *Sample) Failed() bool { return s.Outcome != OK }
 
-// DecodeTokensPerSec is the decode throughput written to CSV column 12: the server's own
-// output-token count over its decode time where the server reports both, else from the
-// client's stream timestamps: (chunks after the first) / (last chunk − first chunk).
-func (s *Sample) DecodeTokensPerSec() float64 {
-	if s.Failed() {
-		return 0
-	}
-	if s.ServerOutputTokens > 0 && s.ServerDecodeDuration > 0 {
-		return float64(s.ServerOutputTokens) / s.ServerDecodeDuration.Seconds()
-	}
-	return s.StreamDecodeTokensPerSec()
-}
+// DecodeTokensPerSec is CSV column 12 (Metrics.DecodeTPS).
+func (s *Sample) DecodeTokensPerSec() float64 { return Derive(s).DecodeTPS }
 
-// StreamDecodeTokensPerSec is the client-side decode rate, one token per streamed chunk.
-func (s *Sample) StreamDecodeTokensPerSec() float64 {
-	n := len(s.ChunkTimes)
-	if n < 2 {
-		return 0
-	}
-	span := s.ChunkTimes[n-1] - s.ChunkTimes[0]
-	if span <= 0 {
-		return 0
-	}
-	return float64(n-1) / span.Seconds()
-}
+// StreamDecodeTokensPerSec is the client-side decode rate (Metrics.StreamDecodeTPS).
+func (s *Sample) StreamDecodeTokensPerSec() float64 { return Derive(s).StreamDecodeTPS }
 
-// PrefillTokensPerSec is the server-reported prompt processing rate.
-func (s *Sample) PrefillTokensPerSec() float64 {
-	if s.ServerPromptTokens <= 0 || s.ServerPromptDuration <= 0 {
-		return 0
-	}
-	return float64(s.ServerPromptTokens) / s.ServerPromptDuration.Seconds()
-}
+// PrefillTokensPerSec is the server-reported prompt processing rate (Metrics.PrefillTPS).
+func (s *Sample) PrefillTokensPerSec() float64 { return Derive(s).PrefillTPS }
 
-// EndToEndTokensPerSec is output tokens over the whole client-side request time.
-func (s *Sample) EndToEndTokensPerSec() float64 {
-	if s.Failed() || s.End <= 0 || s.ServerOutputTokens <= 0 {
-		return 0
-	}
-	return float64(s.ServerOutputTokens) / s.End.Seconds()
-}
+// EndToEndTokensPerSec is output tokens over the client-side request time (Metrics.E2ETPS).
+func (s *Sample) EndToEndTokensPerSec() float64 { return Derive(s).E2ETPS }
 
 // Spread returns the smallest and largest of the repeats' rates (both the sample's own rate
 // when it was measured once).

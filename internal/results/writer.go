@@ -33,12 +33,8 @@ type RunWriter struct {
 type Record struct {
 	Row    JSONRow         `json:"row"`
 	Sample *measure.Sample `json:"sample"` // null for rows written without a sample
-	// Rates derived from Sample (all 0 when Sample is null).
-	DecodeTPS       float64       `json:"decode_tps"`
-	PrefillTPS      float64       `json:"prefill_tps"`
-	E2ETPS          float64       `json:"e2e_tps"`
-	StreamDecodeTPS float64       `json:"stream_decode_tps"`
-	TTFT            time.Duration `json:"ttft_ns"`
+	// The figures derived from Sample by measure.Derive (all 0 when Sample is null).
+	measure.Metrics
 }
 
 // JSONRow is a CSV row by column name, with the values the CSV carries (ts in TimeLayout,
@@ -79,15 +75,7 @@ func jsonRow(r Row) JSONRow {
 
 // NewRecord builds the JSONL record of a row and its sample (which may be nil).
 func NewRecord(row Row, sample *measure.Sample) Record {
-	rec := Record{Row: jsonRow(row), Sample: sample}
-	if sample != nil {
-		rec.DecodeTPS = finite(sample.DecodeTokensPerSec())
-		rec.PrefillTPS = finite(sample.PrefillTokensPerSec())
-		rec.E2ETPS = finite(sample.EndToEndTokensPerSec())
-		rec.StreamDecodeTPS = finite(sample.StreamDecodeTokensPerSec())
-		rec.TTFT = sample.FirstToken
-	}
-	return rec
+	return Record{Row: jsonRow(row), Sample: sample, Metrics: measure.Derive(sample)}
 }
 
 // CreateRun creates <logDir>/<prefix>_bench_<YYYYmmdd_HHMMSS>.csv (ts formatted in its own

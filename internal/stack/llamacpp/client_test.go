@@ -159,7 +159,7 @@ func TestRecordedErrors(t *testing.T) {
 		t.Errorf("no prompt: %v", err)
 	}
 	s := newSample()
-	(&Driver{}).classify(s, nil, err)
+	s.SetFailure((&Driver{}).classify(nil, err))
 	if s.Outcome != measure.ErrHTTP || !strings.Contains(s.Error, "HTTP 400") {
 		t.Errorf("%s: %s", s.Outcome, s.Error)
 	}
@@ -324,5 +324,15 @@ func TestPortReuseAfterServerClosedConnections(t *testing.T) {
 		} else {
 			ln2.Close()
 		}
+	}
+}
+
+// fillFromFinal records what fromFinal reads from a final answer on s, as the engine does.
+func fillFromFinal(s *measure.Sample, final *Chunk, numPredict int) {
+	sc, err := fromFinal(final, numPredict)
+	s.SetServer(sc)
+	s.Notes = append(s.Notes, sc.Notes...)
+	if err != nil {
+		s.SetFailure(err)
 	}
 }

@@ -94,7 +94,13 @@ type Driver struct {
 	mu     sync.Mutex
 	models map[string]Model // by alias
 	cur    *instance        // the one server running (or that failed to start)
-	seq    int
+	// exchanges keeps each attempt's request and final answer for Debug (DEBUG_BENCH).
+	exchanges map[int]exchange
+}
+
+type exchange struct {
+	req   CompletionRequest
+	final []byte
 }
 
 // instance is one llama-server for one (endpoint, model, n_gpu_layers).
@@ -106,7 +112,7 @@ type instance struct {
 	args     []string
 	offload  string        // "N/M" from the loader's log line; "" when not reported
 	loadTime time.Duration // start → /health 200
-	failure  *measure.Sample
+	failure  error         // a *measure.Failure: why this server cannot serve
 }
 
 // New returns a driver; call Setup before benchmarking and Close afterwards.
@@ -114,7 +120,7 @@ func New(cfg Config, log io.Writer) *Driver {
 	if log == nil {
 		log = io.Discard
 	}
-	return &Driver{cfg: cfg, log: log, models: map[string]Model{}}
+	return &Driver{cfg: cfg, log: log, models: map[string]Model{}, exchanges: map[int]exchange{}}
 }
 
 // Name implements stack.Driver.
@@ -226,8 +232,24 @@ func (d *Driver) Targets(context.Context) ([]stack.Target, error) {
 }
 
 func (d *Driver) candidate(label, tag, ngl string) stack.Candidate {
-	return stack.Candidate{Label: label, ModelTag: tag, NumGPU: ngl,
+	c := stack.Candidate{Label: label, ModelTag: tag, NumGPU: ngl,
 		NumCtx: strconv.Itoa(d.cfg.CtxSize), Batch: strconv.Itoa(d.cfg.BatchSize), NumPredict: strconv.Itoa(d.cfg.NumPredict)}
+	ngArg := nglArg(c)
+	if ngArg == "" {
+		ngArg = "not passed"
+	}
+	c.Settings = []stack.Setting{
+		// llama-server's command line: a change restarts the server.
+		{Name: "n_gpu_layers", Value: ngl, Level: stack.ServerLevel},
+		{Name: "n_gpu_layers_arg", Value: ngArg, Level: stack.ServerLevel},
+		{Name: "ctx_size", Value: c.NumCtx, Level: stack.ServerLevel},
+		{Name: "batch_size", Value: c.Batch, Level: stack.ServerLevel},
+		// Sent with each /completion request.
+		{Name: "n_predict", Value: c.NumPredict, Level: stack.RequestLevel},
+		{Name: "temperature", Value: strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64), Level: stack.RequestLevel},
+		{Name: "seed", Value: strconv.Itoa(d.cfg.Seed), Level: stack.RequestLevel},
+	}
+	return c
 }
 
 // Baseline implements stack.Driver: the server without --n-gpu-layers, i.e. its own default
@@ -300,7 +322,7 @@ func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack
 	key := ep.Addr + "|" + m.Path + "|" + nglArg(c)
 	if d.cur != nil && d.cur.key == key {
 		if d.cur.failure == nil && d.cur.proc != nil && d.cur.proc.ExitError() != nil {
-			d.cur.failure = &measure.Sample{Outcome: measure.ErrExited, Error: fmt.Sprintf("%v (log: %s)", d.cur.proc.ExitError(), d.cur.logPath)}
+			d.cur.failure = measure.Fail(measure.ErrExited, fmt.Errorf("%v (log: %s)", d.cur.proc.ExitError(), d.cur.logPath))
 		}
 		return d.cur
 	}
@@ -309,7 +331,7 @@ func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack
 	in := &instance{key: key, ep: ep, logPath: d.logPath(ep), args: d.ServerArgs(ep, m.Path, c)}
 	d.cur = in
 	fail := func(outcome string, err error) *instance {
-		in.failure = &measure.Sample{Outcome: outcome, Error: err.Error()}
+		in.failure = measure.Fail(outcome, err)
 		return in
 	}
 	if err := waitPortFree(ctx, ep.Addr, restart); err != nil {
@@ -365,9 +387,7 @@ func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack
 	_, _, err = completion(wctx, ep.Addr, CompletionRequest{Prompt: "warm up", NPredict: 4, Temperature: d.cfg.Temperature, Seed: d.cfg.Seed, Stream: true, IgnoreEOS: true}, nil)
 	cancel()
 	if err != nil {
-		s := &measure.Sample{}
-		d.classify(s, in, fmt.Errorf("warm-up request: %w", err))
-		in.failure = s
+		in.failure = d.classify(in, fmt.Errorf("warm-up request: %w", err))
 	}
 	return in
 }
@@ -461,55 +481,49 @@ func readOffload(logPath string, offset int64, proc *server.Process) string {
 // NoOffload is the recorded offload of a server build without GPU support.
 const NoOffload = "0 (this llama-server build has no GPU offload)"
 
-// Measure implements stack.Driver: start (or reuse) the candidate's server, then one streamed
-// /completion of NumPredict tokens (ignore_eos) with a prompt no earlier request has seen and
-// cache_prompt off, so that prefill is really measured. Decode tokens/sec is the server's
-// timings.predicted_n / timings.predicted_ms × 1000.
-func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
+// Workload implements stack.Planner: PROMPT and the token budget.
+func (d *Driver) Workload() stack.Workload {
+	return stack.Workload{Prompt: d.cfg.Prompt, MaxTokens: d.cfg.NumPredict, RunTS: d.cfg.RunTS}
+}
+
+// Prepare implements stack.Server: start (or reuse) the candidate's llama-server, wait for
+// /health and warm it up.
+func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) (stack.Prepared, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.seq++
-	seq := d.seq
-	s := &measure.Sample{
-		Stack: d.Name(), Endpoint: ep.Addr, Model: t.Model, ModelTag: c.ModelTag, Label: c.Label,
-		Settings: map[string]string{
-			"n_gpu_layers": c.NumGPU, "ctx_size": c.NumCtx, "batch_size": c.Batch, "n_predict": c.NumPredict,
-			"temperature": strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64), "seed": strconv.Itoa(d.cfg.Seed),
-		},
-		MaxTokens: d.cfg.NumPredict,
-		Outcome:   measure.OK,
-	}
-	if n := nglArg(c); n != "" {
-		s.Settings["n_gpu_layers_arg"] = n
-	} else {
-		s.Settings["n_gpu_layers_arg"] = "not passed"
-	}
 	m, ok := d.models[t.Alias]
 	if !ok {
-		s.Outcome, s.Error = measure.ErrOther, "no model file resolved for "+t.Alias
-		return s
+		return stack.Prepared{}, measure.Fail(measure.ErrOther, errors.New("no model file resolved for "+t.Alias))
 	}
-	s.Settings["model_path"] = m.Path
-	s.Settings["cuda_visible_devices"] = ""
+	p := stack.Prepared{Settings: map[string]string{"model_path": m.Path, "cuda_visible_devices": ""}}
 	if ep.GPU != nil {
-		s.Settings["cuda_visible_devices"] = ep.GPU.CUDAVisibleDevices()
+		p.Settings["cuda_visible_devices"] = ep.GPU.CUDAVisibleDevices()
 	}
 	in := d.ensure(ctx, ep, m, c)
-	s.Settings["server_log"] = in.logPath
+	p.Settings["server_log"] = in.logPath
 	if in.offload != "" {
-		s.Settings["offloaded_layers"] = in.offload
+		p.Settings["offloaded_layers"] = in.offload
 	}
-	s.ServerLoadDuration = in.loadTime
+	p.LoadDuration = in.loadTime
 	if in.failure != nil {
-		s.Outcome, s.Error = in.failure.Outcome, in.failure.Error
 		if errors.Is(ctx.Err(), context.Canceled) {
-			s.Outcome = measure.ErrCanceled
+			return p, measure.Fail(measure.ErrCanceled, in.failure)
 		}
-		return s
+		return p, in.failure
 	}
+	return p, nil
+}
+
+// Send implements stack.Client: one streamed /completion of req.MaxTokens tokens (ignore_eos)
+// with cache_prompt off, so that prefill is really measured. llama-server streams one token
+// per event.
+func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, _ stack.Candidate, r stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	d.mu.Lock()
+	in := d.cur
+	d.mu.Unlock()
 	req := CompletionRequest{
-		Prompt:      fmt.Sprintf("[fuze run %s attempt %d] %s", d.cfg.RunTS, seq, d.cfg.Prompt),
-		NPredict:    d.cfg.NumPredict,
+		Prompt:      r.Prompt,
+		NPredict:    r.MaxTokens,
 		Temperature: d.cfg.Temperature,
 		Seed:        d.cfg.Seed,
 		Stream:      true,
@@ -518,54 +532,55 @@ func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	}
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.requestTimeout())
 	defer cancel()
-	s.Start = time.Now()
-	final, raw, err := completion(rctx, ep.Addr, req, func(ch *Chunk, at time.Time) {
+	final, raw, err := completion(rctx, ep.Addr, req, func(ch *Chunk, _ time.Time) {
 		tokens := 0
 		if ch.Content != "" {
-			tokens = 1 // llama-server streams one token per event
+			tokens = 1
 		}
-		s.Arrived(at.Sub(s.Start), tokens)
+		rec.Chunk(tokens)
 	})
-	s.End = time.Since(s.Start)
-	if err != nil {
-		d.classify(s, in, err)
-	} else {
-		fillFromFinal(s, final, d.cfg.NumPredict)
+	if d.cfg.DebugBench {
+		d.mu.Lock()
+		d.exchanges[r.Seq] = exchange{req: req, final: raw}
+		d.mu.Unlock()
 	}
-	d.debug(seq, ep, t, c, req, raw, s)
-	return s
+	if err != nil {
+		return measure.ServerCounters{}, d.classify(in, err)
+	}
+	return fromFinal(final, r.MaxTokens)
 }
 
-// fillFromFinal records the final answer's counts and timings in s; an answer without usable
-// timings makes s a malformed failure.
-func fillFromFinal(s *measure.Sample, final *Chunk, numPredict int) {
-	s.StopReason = final.StopType
+// fromFinal reads the final answer's counts and timings; an answer without usable timings is
+// a malformed failure.
+func fromFinal(final *Chunk, numPredict int) (measure.ServerCounters, error) {
+	sc := measure.ServerCounters{StopReason: final.StopType}
 	if final.Timings == nil {
-		s.Outcome, s.Error = measure.ErrMalformed, "final answer has no timings (tokens_predicted="+strconv.Itoa(final.TokensPredicted)+")"
-		return
+		return sc, measure.Fail(measure.ErrMalformed, errors.New("final answer has no timings (tokens_predicted="+strconv.Itoa(final.TokensPredicted)+")"))
 	}
 	tm := final.Timings
-	s.ServerPromptTokens = tm.PromptN
-	s.ServerPromptDuration = msDuration(tm.PromptMS)
-	s.ServerOutputTokens = tm.PredictedN
-	s.ServerDecodeDuration = msDuration(tm.PredictedMS)
-	s.ServerTotalDuration = s.ServerPromptDuration + s.ServerDecodeDuration
-	s.Settings["server_predicted_per_second"] = strconv.FormatFloat(tm.PredictedPerSecond, 'f', 4, 64)
-	s.Settings["server_prompt_per_second"] = strconv.FormatFloat(tm.PromptPerSecond, 'f', 4, 64)
-	s.Settings["tokens_evaluated"] = strconv.Itoa(final.TokensEvaluated)
+	sc.PromptTokens = tm.PromptN
+	sc.PromptDuration = msDuration(tm.PromptMS)
+	sc.OutputTokens = tm.PredictedN
+	sc.DecodeDuration = msDuration(tm.PredictedMS)
+	sc.TotalDuration = sc.PromptDuration + sc.DecodeDuration
+	sc.Extra = map[string]string{
+		"server_predicted_per_second": strconv.FormatFloat(tm.PredictedPerSecond, 'f', 4, 64),
+		"server_prompt_per_second":    strconv.FormatFloat(tm.PromptPerSecond, 'f', 4, 64),
+		"tokens_evaluated":            strconv.Itoa(final.TokensEvaluated),
+	}
 	if tm.PredictedN <= 0 || tm.PredictedMS <= 0 {
-		s.Outcome, s.Error = measure.ErrMalformed, fmt.Sprintf("final answer has timings.predicted_n=%d predicted_ms=%g", tm.PredictedN, tm.PredictedMS)
-		return
+		return sc, measure.Fail(measure.ErrMalformed, fmt.Errorf("final answer has timings.predicted_n=%d predicted_ms=%g", tm.PredictedN, tm.PredictedMS))
 	}
 	if tm.PredictedN != numPredict {
-		s.Notes = append(s.Notes, fmt.Sprintf("output length %d differs from n_predict %d (stop_type %q)", tm.PredictedN, numPredict, final.StopType))
+		sc.Notes = append(sc.Notes, fmt.Sprintf("output length %d differs from n_predict %d (stop_type %q)", tm.PredictedN, numPredict, final.StopType))
 	}
 	if final.TokensEvaluated > 0 && tm.PromptN < final.TokensEvaluated {
-		s.Notes = append(s.Notes, fmt.Sprintf("only %d of %d prompt tokens were evaluated (prompt cache reused)", tm.PromptN, final.TokensEvaluated))
+		sc.Notes = append(sc.Notes, fmt.Sprintf("only %d of %d prompt tokens were evaluated (prompt cache reused)", tm.PromptN, final.TokensEvaluated))
 	}
 	if final.Truncated {
-		s.Notes = append(s.Notes, "the context was exceeded during generation (truncated); raise BENCH_NUM_CTX/CTX")
+		sc.Notes = append(sc.Notes, "the context was exceeded during generation (truncated); raise BENCH_NUM_CTX/CTX")
 	}
+	return sc, nil
 }
 
 // msDuration converts the server's float milliseconds to a Duration, to the nanosecond.
@@ -573,9 +588,8 @@ func msDuration(ms float64) time.Duration {
 	return time.Duration(ms*1e6 + 0.5)
 }
 
-// classify turns a request error into the sample's outcome.
-func (d *Driver) classify(s *measure.Sample, in *instance, err error) {
-	s.Error = err.Error()
+// classify gives a request error its outcome kind.
+func (d *Driver) classify(in *instance, err error) error {
 	if in != nil && in.proc != nil && isConnErr(err) {
 		// A server that crashed mid-answer: wait a moment for its exit to be noticed.
 		select {
@@ -586,22 +600,22 @@ func (d *Driver) classify(s *measure.Sample, in *instance, err error) {
 	var ae *APIError
 	switch {
 	case in != nil && in.proc != nil && in.proc.ExitError() != nil:
-		s.Outcome, s.Error = measure.ErrExited, fmt.Sprintf("%v (log: %s)", in.proc.ExitError(), in.logPath)
+		return measure.Fail(measure.ErrExited, fmt.Errorf("%v (log: %s)", in.proc.ExitError(), in.logPath))
 	case errors.Is(err, context.Canceled):
-		s.Outcome = measure.ErrCanceled
+		return measure.Fail(measure.ErrCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		s.Outcome = measure.ErrTimeout
+		return measure.Fail(measure.ErrTimeout, err)
 	case errors.As(err, &ae):
-		s.Outcome = measure.ErrHTTP
 		if ae.Code == 503 || strings.Contains(strings.ToLower(ae.Message), "memory") {
-			s.Outcome = measure.ErrLoad
+			return measure.Fail(measure.ErrLoad, err)
 		}
+		return measure.Fail(measure.ErrHTTP, err)
 	case errors.Is(err, errMalformed):
-		s.Outcome = measure.ErrMalformed
+		return measure.Fail(measure.ErrMalformed, err)
 	case isConnErr(err):
-		s.Outcome = measure.ErrConnect
+		return measure.Fail(measure.ErrConnect, err)
 	default:
-		s.Outcome = measure.ErrOther
+		return measure.Fail(measure.ErrOther, err)
 	}
 }
 
@@ -610,11 +624,20 @@ func isConnErr(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE)
 }
 
-// debug writes the request, the final answer and the metrics of an attempt (DEBUG_BENCH=1).
-func (d *Driver) debug(seq int, ep stack.Endpoint, t stack.Target, c stack.Candidate, req CompletionRequest, final []byte, s *measure.Sample) {
+// Debug implements stack.Debugger: it writes the request, the final answer and the metrics
+// of an attempt (DEBUG_BENCH=1).
+func (d *Driver) Debug(ep stack.Endpoint, t stack.Target, c stack.Candidate, r stack.Request, s *measure.Sample) {
 	if !d.cfg.DebugBench {
 		return
 	}
+	d.mu.Lock()
+	x, ok := d.exchanges[r.Seq]
+	delete(d.exchanges, r.Seq)
+	d.mu.Unlock()
+	if !ok { // the server never became ready: no request was sent
+		x.req = CompletionRequest{Prompt: r.Prompt, NPredict: r.MaxTokens, Temperature: d.cfg.Temperature, Seed: d.cfg.Seed, Stream: true, IgnoreEOS: true}
+	}
+	req, final, seq := x.req, x.final, r.Seq
 	dir := filepath.Join(d.cfg.LogDir, "debug_"+d.cfg.RunTS)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		fmt.Fprintf(d.log, "! DEBUG_BENCH: %v\n", err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
@@ -93,17 +94,17 @@ func fakeConfig(t *testing.T, mode string, extraEnv ...string) (llamacpp.Config,
 
 func TestDriverSuite(t *testing.T) {
 	stacktest.Run(t, stacktest.Harness{
-		Working: func(t *testing.T, logDir string) stack.Runner {
+		Working: func(t *testing.T, logDir string) stack.Driver {
 			cfg, _ := fakeConfig(t, "normal")
 			cfg.LogDir = logDir
 			return llamacpp.New(cfg, &bytes.Buffer{})
 		},
-		Broken: func(t *testing.T, logDir string) stack.Runner {
+		Broken: func(t *testing.T, logDir string) stack.Driver {
 			cfg, _ := fakeConfig(t, "no-timings")
 			cfg.LogDir = logDir
 			return llamacpp.New(cfg, &bytes.Buffer{})
 		},
-		NeverReady: func(t *testing.T, logDir string) stack.Runner {
+		NeverReady: func(t *testing.T, logDir string) stack.Driver {
 			cfg, _ := fakeConfig(t, "never-ready")
 			cfg.LogDir = logDir
 			cfg.ReadyTimeout = 300 * time.Millisecond
@@ -164,7 +165,7 @@ func run(t *testing.T, cfg llamacpp.Config, sel gpu.Selection, policy sweep.Poli
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &stack.Engine{Driver: d, Endpoints: eps, Policy: policy, Writer: w, Log: &log, Repeat: repeat}
+	e := &engine.Engine{Driver: d, Endpoints: eps, Policy: policy, Writer: w, Report: engine.TextReporter(&log), Repeat: repeat}
 	if _, err := e.Run(context.Background()); err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}

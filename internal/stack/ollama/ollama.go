@@ -78,7 +78,8 @@ type Driver struct {
 	created []string                 // baked variant names, in creation order
 	baked   map[string]bool          // variants that exist now (baked and not removed)
 	worked  map[string]bool          // baked variant → produced tokens
-	seq     int                      // attempt counter, makes every prompt unique
+	// exchanges keeps each attempt's request and final answer for Debug (DEBUG_BENCH).
+	exchanges map[int]exchange
 }
 
 // New returns a driver; call Setup before benchmarking and Close afterwards.
@@ -91,6 +92,7 @@ func New(cfg Config, log io.Writer) *Driver {
 		layers:     map[string]int{},
 		worked:     map[string]bool{},
 		baked:      map[string]bool{},
+		exchanges:  map[int]exchange{},
 	}
 }
 
@@ -249,7 +251,15 @@ func reString(re *regexp.Regexp) string {
 }
 
 func (d *Driver) candidate(label, tag, ng string) stack.Candidate {
-	return stack.Candidate{Label: label, ModelTag: tag, NumGPU: ng, NumCtx: itoa(d.cfg.NumCtx), Batch: "default", NumPredict: itoa(d.cfg.NumPredict)}
+	return stack.Candidate{Label: label, ModelTag: tag, NumGPU: ng, NumCtx: itoa(d.cfg.NumCtx), Batch: "default", NumPredict: itoa(d.cfg.NumPredict),
+		Settings: []stack.Setting{
+			// Runtime options travel with each request ("options"); a baked variant carries
+			// num_gpu in its own parameters.
+			{Name: "num_gpu", Value: ng, Level: stack.RequestLevel},
+			{Name: "num_ctx", Value: itoa(d.cfg.NumCtx), Level: stack.RequestLevel},
+			{Name: "num_predict", Value: itoa(d.cfg.NumPredict), Level: stack.RequestLevel},
+			{Name: "temperature", Value: strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64), Level: stack.RequestLevel},
+		}}
 }
 
 // Baseline implements stack.Driver: the base model with Ollama's own offload decision.
@@ -346,87 +356,94 @@ func isBaked(c stack.Candidate) bool {
 	return c.Label == stack.LabelPublished || stack.IsVariant(c.ModelTag)
 }
 
-// Measure implements stack.Driver: bake the variant if needed, load the configuration with a
-// warm-up request (not recorded: load time must not pollute tokens/sec), then measure one
-// streamed generation with a prompt no earlier request has seen (prompt caching would
-// otherwise make prefill look free).
-func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
-	d.mu.Lock()
-	d.seq++
-	seq := d.seq
-	d.mu.Unlock()
-	s := &measure.Sample{
-		Stack: d.Name(), Endpoint: ep.Addr, Model: t.Model, ModelTag: c.ModelTag, Label: c.Label,
-		Settings:  map[string]string{"num_gpu": c.NumGPU, "num_ctx": c.NumCtx, "num_predict": c.NumPredict, "temperature": strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64)},
-		MaxTokens: d.cfg.NumPredict,
-		Outcome:   measure.OK,
-	}
-	client := ollamaapi.New(ep.Addr)
+// Workload implements stack.Planner: PROMPT and BENCH_NUM_PREDICT.
+func (d *Driver) Workload() stack.Workload {
+	return stack.Workload{Prompt: d.cfg.Prompt, MaxTokens: d.cfg.NumPredict, RunTS: d.cfg.RunTS}
+}
+
+// Prepare implements stack.Server: bake the variant if needed, then load the configuration
+// with a warm-up request (not recorded: load time must not pollute tokens/sec).
+func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) (stack.Prepared, error) {
 	if isBaked(c) {
 		if err := d.bake(ctx, t, c); err != nil {
-			d.fail(s, ep, err)
-			return s
+			return stack.Prepared{}, d.classify(ep, err)
 		}
 	}
 	warm := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: "warm up", Stream: false, Options: d.options(c, 1)}
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
-	wres, err := client.Generate(wctx, warm, nil)
+	wres, err := ollamaapi.New(ep.Addr).Generate(wctx, warm, nil)
 	cancel()
 	if err != nil {
-		d.fail(s, ep, fmt.Errorf("warm-up (load) request: %w", err))
-		d.debug(seq, ep, t, c, warm, nil, s)
-		return s
+		return stack.Prepared{}, d.classify(ep, fmt.Errorf("warm-up (load) request: %w", err))
 	}
-	s.Settings["warmup_load_ns"] = strconv.FormatInt(wres.LoadDuration, 10)
+	return stack.Prepared{Settings: map[string]string{"warmup_load_ns": strconv.FormatInt(wres.LoadDuration, 10)}}, nil
+}
 
-	req := ollamaapi.GenerateRequest{
-		Model:   c.ModelTag,
-		Prompt:  fmt.Sprintf("[fuze run %s attempt %d] %s", d.cfg.RunTS, seq, d.cfg.Prompt),
-		Stream:  true,
-		Options: d.options(c, d.cfg.NumPredict),
-	}
+// Send implements stack.Client: one streamed generation of req. Ollama streams one token per
+// chunk; a chunk may hold no text (a partial UTF-8 sequence it holds back), and then counts as
+// no token for the client-side rate.
+func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	greq := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: req.Prompt, Stream: true, Options: d.options(c, req.MaxTokens)}
 	mctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
 	defer cancel()
-	s.Start = time.Now()
-	final, err := client.Generate(mctx, req, func(chunk ollamaapi.GenerateChunk, at time.Time) {
-		// Ollama streams one token per chunk; a chunk may hold no text (a partial UTF-8
-		// sequence it holds back), and then counts as no token for the client-side rate.
-		s.Arrived(at.Sub(s.Start), boolInt(chunk.Response != ""))
+	final, err := ollamaapi.New(ep.Addr).Generate(mctx, greq, func(chunk ollamaapi.GenerateChunk, _ time.Time) {
+		rec.Chunk(boolInt(chunk.Response != ""))
 	})
-	s.End = time.Since(s.Start)
+	d.remember(req.Seq, greq, final)
 	if err != nil {
-		d.fail(s, ep, err)
-		d.debug(seq, ep, t, c, req, nil, s)
-		return s
+		return measure.ServerCounters{}, d.classify(ep, err)
 	}
-	s.ServerPromptTokens = final.PromptEvalCount
-	s.ServerOutputTokens = final.EvalCount
-	s.ServerPromptDuration = time.Duration(final.PromptEvalDuration)
-	s.ServerDecodeDuration = time.Duration(final.EvalDuration)
-	s.ServerLoadDuration = time.Duration(final.LoadDuration)
-	s.ServerTotalDuration = time.Duration(final.TotalDuration)
-	s.StopReason = final.DoneReason
+	sc := measure.ServerCounters{
+		PromptTokens: final.PromptEvalCount, OutputTokens: final.EvalCount,
+		PromptDuration: time.Duration(final.PromptEvalDuration), DecodeDuration: time.Duration(final.EvalDuration),
+		LoadDuration: time.Duration(final.LoadDuration), TotalDuration: time.Duration(final.TotalDuration),
+		StopReason: final.DoneReason,
+	}
 	if final.EvalCount <= 0 || final.EvalDuration <= 0 {
-		s.Outcome, s.Error = measure.ErrMalformed, fmt.Sprintf("final answer has eval_count=%d eval_duration=%d", final.EvalCount, final.EvalDuration)
+		return sc, measure.Fail(measure.ErrMalformed, fmt.Errorf("final answer has eval_count=%d eval_duration=%d", final.EvalCount, final.EvalDuration))
 	}
-	if final.EvalCount != d.cfg.NumPredict && s.Outcome == measure.OK {
-		s.Notes = append(s.Notes, fmt.Sprintf("output length %d differs from num_predict %d (done_reason %q)", final.EvalCount, d.cfg.NumPredict, final.DoneReason))
+	if final.EvalCount != req.MaxTokens {
+		sc.Notes = append(sc.Notes, fmt.Sprintf("output length %d differs from num_predict %d (done_reason %q)", final.EvalCount, req.MaxTokens, final.DoneReason))
 	}
-	d.recordPlacement(ctx, client, c.ModelTag, s)
-	if isBaked(c) && s.Outcome == measure.OK {
+	return sc, nil
+}
+
+// Finished implements stack.Finisher: record where the model sits, and keep a baked variant
+// that worked or delete one that failed (unless KEEP_FAILED_VARIANTS).
+func (d *Driver) Finished(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate, s *measure.Sample) {
+	if !s.Failed() {
+		d.recordPlacement(ctx, ollamaapi.New(ep.Addr), c.ModelTag, s)
+	}
+	if !isBaked(c) {
+		return
+	}
+	name := strings.TrimSuffix(c.ModelTag, ":latest")
+	if !s.Failed() {
 		d.mu.Lock()
-		d.worked[strings.TrimSuffix(c.ModelTag, ":latest")] = true
+		d.worked[name] = true
+		d.mu.Unlock()
+		return
+	}
+	if !d.cfg.KeepFailed && d.persistent.Delete(ctx, c.ModelTag) == nil {
+		d.mu.Lock()
+		delete(d.baked, name)
 		d.mu.Unlock()
 	}
-	if isBaked(c) && s.Failed() && !d.cfg.KeepFailed {
-		if d.persistent.Delete(context.WithoutCancel(ctx), c.ModelTag) == nil {
-			d.mu.Lock()
-			delete(d.baked, strings.TrimSuffix(c.ModelTag, ":latest"))
-			d.mu.Unlock()
-		}
+}
+
+// remember keeps an attempt's request and final answer for Debug.
+func (d *Driver) remember(seq int, req ollamaapi.GenerateRequest, final *ollamaapi.GenerateChunk) {
+	if !d.cfg.DebugBench {
+		return
 	}
-	d.debug(seq, ep, t, c, req, final, s)
-	return s
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.exchanges[seq] = exchange{req: req, final: final}
+}
+
+type exchange struct {
+	req   ollamaapi.GenerateRequest
+	final *ollamaapi.GenerateChunk
 }
 
 // recordPlacement keeps what Ollama reports about where the model sits (GET /api/ps): the
@@ -486,39 +503,49 @@ func (d *Driver) appendCreated(name string) {
 	fmt.Fprintln(f, name)
 }
 
-// fail classifies err into the sample's outcome.
-func (d *Driver) fail(s *measure.Sample, ep stack.Endpoint, err error) {
-	s.Error = err.Error()
+// classify gives err its outcome kind: a daemon that died, an interrupted or timed-out
+// request, an HTTP error (a failed load when the message says so), a dropped connection or
+// a malformed answer.
+func (d *Driver) classify(ep stack.Endpoint, err error) error {
 	var se *ollamaapi.StatusError
 	d.mu.Lock()
 	proc := d.daemons[ep.Addr]
 	d.mu.Unlock()
 	switch {
 	case proc != nil && proc.ExitError() != nil:
-		s.Outcome, s.Error = measure.ErrExited, proc.ExitError().Error()
+		return measure.Fail(measure.ErrExited, proc.ExitError())
 	case errors.Is(err, context.Canceled):
-		s.Outcome = measure.ErrCanceled
+		return measure.Fail(measure.ErrCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		s.Outcome = measure.ErrTimeout
+		return measure.Fail(measure.ErrTimeout, err)
 	case errors.As(err, &se):
-		s.Outcome = measure.ErrHTTP
 		if strings.Contains(se.Message, "memory") || strings.Contains(se.Message, "load") || strings.Contains(se.Message, "llama runner") {
-			s.Outcome = measure.ErrLoad
+			return measure.Fail(measure.ErrLoad, err)
 		}
+		return measure.Fail(measure.ErrHTTP, err)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		s.Outcome = measure.ErrConnect
+		return measure.Fail(measure.ErrConnect, err)
 	case errors.Is(err, ollamaapi.ErrIncomplete), strings.Contains(err.Error(), "malformed"):
-		s.Outcome = measure.ErrMalformed
+		return measure.Fail(measure.ErrMalformed, err)
 	default:
-		s.Outcome = measure.ErrOther
+		return measure.Fail(measure.ErrOther, err)
 	}
 }
 
-// debug writes the request, the final answer and the metrics of an attempt (DEBUG_BENCH=1).
-func (d *Driver) debug(seq int, ep stack.Endpoint, t stack.Target, c stack.Candidate, req ollamaapi.GenerateRequest, final *ollamaapi.GenerateChunk, s *measure.Sample) {
+// Debug implements stack.Debugger: it writes the request, the final answer and the metrics of
+// an attempt (DEBUG_BENCH=1).
+func (d *Driver) Debug(ep stack.Endpoint, t stack.Target, c stack.Candidate, r stack.Request, s *measure.Sample) {
 	if !d.cfg.DebugBench {
 		return
 	}
+	d.mu.Lock()
+	x, ok := d.exchanges[r.Seq]
+	delete(d.exchanges, r.Seq)
+	d.mu.Unlock()
+	if !ok { // the attempt failed before a request was sent (bake or warm-up)
+		x.req = ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: r.Prompt, Stream: true, Options: d.options(c, r.MaxTokens)}
+	}
+	req, final, seq := x.req, x.final, r.Seq
 	dir := filepath.Join(d.cfg.LogDir, "debug_"+d.cfg.RunTS)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		fmt.Fprintf(d.log, "! DEBUG_BENCH: %v\n", err)

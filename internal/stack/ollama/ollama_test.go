@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/ollamatest"
@@ -47,15 +48,15 @@ type killingDriver struct {
 	addr string
 }
 
-func (k *killingDriver) Measure(ctx context.Context, ep stack.Endpoint, tg stack.Target, c stack.Candidate) *measure.Sample {
-	s := k.Driver.Measure(ctx, ep, tg, c)
+func (k *killingDriver) Send(ctx context.Context, ep stack.Endpoint, tg stack.Target, c stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	sc, err := k.Driver.Send(ctx, ep, tg, c, req, rec)
 	k.n--
 	if k.n == 0 {
 		p := k.Driver.Daemon(k.addr).(*server.Process)
 		_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
 		<-p.Done()
 	}
-	return s
+	return sc, err
 }
 
 func TestServerKilledMidSweepGivesFailureRows(t *testing.T) {
@@ -74,8 +75,8 @@ func TestServerKilledMidSweepGivesFailureRows(t *testing.T) {
 	}
 	defer w.Close()
 	// Baseline and first candidate succeed; the daemon dies; the next candidates fail.
-	e := &stack.Engine{Driver: &killingDriver{Driver: d, n: 2, addr: eps[0].Addr}, Endpoints: eps,
-		Policy: sweep.Policy{Exhaustive: true, ZeroBreak: 2}, Writer: w, Log: &log}
+	e := &engine.Engine{Driver: &killingDriver{Driver: d, n: 2, addr: eps[0].Addr}, Endpoints: eps,
+		Policy: sweep.Policy{Exhaustive: true, ZeroBreak: 2}, Writer: w, Report: engine.TextReporter(&log)}
 	outcomes, err := e.Run(context.Background())
 	if err != nil {
 		t.Fatalf("a dead server must not abort the run: %v\n%s", err, log.String())
@@ -150,8 +151,8 @@ func TestCancelStopsCleanly(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	// Ctrl-C lands after the baseline: the sweep stops, the baseline row stays on disk.
-	e := &stack.Engine{Driver: &cancellingDriver{Driver: d, cancel: cancel}, Endpoints: eps,
-		Policy: sweep.Policy{Exhaustive: true}, Writer: w, Log: &bytes.Buffer{}}
+	e := &engine.Engine{Driver: &cancellingDriver{Driver: d, cancel: cancel}, Endpoints: eps,
+		Policy: sweep.Policy{Exhaustive: true}, Writer: w}
 	_, err = e.Run(ctx)
 	if err != context.Canceled {
 		t.Fatalf("want context.Canceled, got %v", err)
@@ -177,10 +178,10 @@ type cancellingDriver struct {
 	cancel func()
 }
 
-func (c *cancellingDriver) Measure(ctx context.Context, ep stack.Endpoint, tg stack.Target, cand stack.Candidate) *measure.Sample {
-	s := c.Driver.Measure(ctx, ep, tg, cand)
+func (c *cancellingDriver) Send(ctx context.Context, ep stack.Endpoint, tg stack.Target, cand stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	sc, err := c.Driver.Send(ctx, ep, tg, cand, req, rec)
 	c.cancel()
-	return s
+	return sc, err
 }
 
 func TestAlias(t *testing.T) {
@@ -212,7 +213,7 @@ func TestAlias(t *testing.T) {
 
 func TestDriverSuite(t *testing.T) {
 	stacktest.Run(t, stacktest.Harness{
-		Working: func(t *testing.T, logDir string) stack.Runner {
+		Working: func(t *testing.T, logDir string) stack.Driver {
 			srv := ollamatest.StartWithTiny(t, "tiny:latest")
 			cfg := config(t, srv)
 			cfg.LogDir = logDir
@@ -220,7 +221,7 @@ func TestDriverSuite(t *testing.T) {
 			return ollama.New(cfg, &bytes.Buffer{})
 		},
 		// A real failure: the model is listed, but its weights file is garbage now.
-		Broken: func(t *testing.T, logDir string) stack.Runner {
+		Broken: func(t *testing.T, logDir string) stack.Driver {
 			srv := ollamatest.StartWithTiny(t, "ghost:latest")
 			blobs, _ := filepath.Glob(filepath.Join(srv.Models, "blobs", "sha256-*"))
 			for _, b := range blobs {
@@ -235,7 +236,7 @@ func TestDriverSuite(t *testing.T) {
 			return ollama.New(cfg, &bytes.Buffer{})
 		},
 		// Not an Ollama at all: something that accepts connections and never answers HTTP.
-		NeverReady: func(t *testing.T, logDir string) stack.Runner {
+		NeverReady: func(t *testing.T, logDir string) stack.Driver {
 			srv := ollamatest.StartWithTiny(t, "tiny:latest")
 			cfg := config(t, srv)
 			cfg.LogDir = logDir
@@ -273,7 +274,7 @@ func TestBakedVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &stack.Engine{Driver: d, Endpoints: eps, Policy: sweep.Policy{Exhaustive: true}, Writer: w, Log: &log, Repeat: 2}
+	e := &engine.Engine{Driver: d, Endpoints: eps, Policy: sweep.Policy{Exhaustive: true}, Writer: w, Report: engine.TextReporter(&log), Repeat: 2}
 	if _, err := e.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +361,7 @@ func TestSystemdTestUnits(t *testing.T) {
 	if eps[0].Unit != "ollama-test-a.service" {
 		t.Fatalf("unit column %q", eps[0].Unit)
 	}
-	s := d.Measure(context.Background(), eps[0], stack.Target{Model: "tiny:latest"}, stack.Candidate{Label: stack.LabelBaseline, ModelTag: "tiny:latest", NumGPU: "default"})
+	s := (&engine.Engine{Driver: d}).Measure(context.Background(), eps[0], stack.Target{Model: "tiny:latest"}, stack.Candidate{Label: stack.LabelBaseline, ModelTag: "tiny:latest", NumGPU: "default"})
 	if s.Failed() {
 		t.Fatalf("measure through the unit: %s %s", s.Outcome, s.Error)
 	}
@@ -387,7 +388,7 @@ func TestStockDaemonMode(t *testing.T) {
 	if len(eps) != 1 || eps[0].Addr != srv.Addr || eps[0].Suffix != strconv.Itoa(cfg.PersistentPort) || d.Daemon(srv.Addr) != nil {
 		t.Fatalf("endpoints %+v", eps)
 	}
-	s := d.Measure(context.Background(), eps[0], stack.Target{Model: "tiny:latest"}, stack.Candidate{Label: stack.LabelOptimized, ModelTag: "tiny:latest", NumGPU: "1", NumCtx: "512", NumPredict: "8"})
+	s := (&engine.Engine{Driver: d}).Measure(context.Background(), eps[0], stack.Target{Model: "tiny:latest"}, stack.Candidate{Label: stack.LabelOptimized, ModelTag: "tiny:latest", NumGPU: "1", NumCtx: "512", NumPredict: "8"})
 	if s.Failed() || s.ServerOutputTokens != 8 {
 		t.Fatalf("%+v", s)
 	}

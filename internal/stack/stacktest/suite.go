@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
@@ -22,13 +23,13 @@ import (
 // Harness builds drivers for the suite. Each constructor gets a fresh LOG_DIR.
 type Harness struct {
 	// Working returns a driver whose server answers correctly.
-	Working func(t *testing.T, logDir string) stack.Runner
+	Working func(t *testing.T, logDir string) stack.Driver
 	// Broken returns a driver whose server answers requests without the timings or usage a
 	// measurement needs (or with garbage): every attempt must become a failure row.
-	Broken func(t *testing.T, logDir string) stack.Runner
+	Broken func(t *testing.T, logDir string) stack.Driver
 	// NeverReady returns a driver whose server starts but never becomes ready, with a short
 	// readiness deadline. Nil for stacks whose servers fuze does not start.
-	NeverReady func(t *testing.T, logDir string) stack.Runner
+	NeverReady func(t *testing.T, logDir string) stack.Driver
 }
 
 // Run runs the suite.
@@ -41,7 +42,7 @@ func Run(t *testing.T, h Harness) {
 }
 
 // engineRun runs the shared engine over d and returns rows, samples and endpoints.
-func engineRun(t *testing.T, d stack.Runner, logDir string) ([]results.Row, []results.Record, []stack.Endpoint, string, error) {
+func engineRun(t *testing.T, d stack.Driver, logDir string) ([]results.Row, []results.Record, []stack.Endpoint, string, error) {
 	t.Helper()
 	var log bytes.Buffer
 	eps, err := d.Setup(context.Background(), gpu.Selection{})
@@ -53,7 +54,7 @@ func engineRun(t *testing.T, d stack.Runner, logDir string) ([]results.Row, []re
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &stack.Engine{Driver: d, Endpoints: eps, Policy: sweep.Policy{Exhaustive: true, ZeroBreak: 2}, Writer: w, Log: &log}
+	e := &engine.Engine{Driver: d, Endpoints: eps, Policy: sweep.Policy{Exhaustive: true, ZeroBreak: 2}, Writer: w, Report: engine.TextReporter(&log)}
 	_, runErr := e.Run(context.Background())
 	d.Close(context.Background())
 	w.Close()

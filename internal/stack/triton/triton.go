@@ -96,7 +96,7 @@ type Driver struct {
 	perf     map[string]*perfOutcome     // address|model|label
 	counted  map[string]bool             // address|model: token-count source announced
 	labels   map[string]string           // alias → Triton model name
-	seq      int
+	bodies   map[int]map[string]any      // attempt → request body, for Debug (DEBUG_BENCH)
 }
 
 // New returns a driver; call Setup before benchmarking and Close afterwards.
@@ -104,7 +104,7 @@ func New(cfg Config, log io.Writer) *Driver {
 	d := &Driver{cfg: cfg, log: log,
 		procs: map[string]*server.Process{}, notReady: map[string]map[string]error{},
 		infos: map[string]*modelInfo{}, warmed: map[string]bool{}, perf: map[string]*perfOutcome{},
-		counted: map[string]bool{}, labels: map[string]string{},
+		counted: map[string]bool{}, labels: map[string]string{}, bodies: map[int]map[string]any{},
 	}
 	for _, m := range cfg.Models {
 		d.labels[m.Alias] = m.Name
@@ -342,8 +342,18 @@ func (d *Driver) Baseline(_ context.Context, _ stack.Endpoint, t stack.Target) (
 	if !ok {
 		return stack.Candidate{}, fmt.Errorf("Triton: no TRITON_MODELS entry for %q", t.Model)
 	}
-	return stack.Candidate{Label: stack.LabelBaseline, ModelTag: name, NumGPU: "default", NumCtx: "default",
-		Batch: strconv.Itoa(max(d.cfg.Batch, 1)), NumPredict: strconv.Itoa(d.cfg.NumPredict)}, nil
+	c := stack.Candidate{Label: stack.LabelBaseline, ModelTag: name, NumGPU: "default", NumCtx: "default",
+		Batch: strconv.Itoa(max(d.cfg.Batch, 1)), NumPredict: strconv.Itoa(d.cfg.NumPredict)}
+	c.Settings = []stack.Setting{
+		// The model repository's configuration decides the rest; these travel per request
+		// (batch is perf_analyzer's -b).
+		{Name: "num_predict", Value: c.NumPredict, Level: stack.RequestLevel},
+		{Name: "batch", Value: c.Batch, Level: stack.RequestLevel},
+		{Name: "num_ctx", Value: c.NumCtx},
+		{Name: "num_gpu", Value: c.NumGPU},
+		{Name: "temperature", Value: strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64), Level: stack.RequestLevel},
+	}
+	return c, nil
 }
 
 // Candidates implements stack.Driver: none (see the package comment).
@@ -351,102 +361,116 @@ func (d *Driver) Candidates(context.Context, stack.Endpoint, stack.Target) ([]st
 	return nil, nil
 }
 
-// Measure implements stack.Driver: warm-up (once per model and endpoint), one streamed
-// generation measured from its events, then perf_analyzer (once per configuration).
-func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
+// Workload implements stack.Planner: PROMPT and BENCH_NUM_PREDICT.
+func (d *Driver) Workload() stack.Workload {
+	return stack.Workload{Prompt: d.cfg.Prompt, MaxTokens: d.cfg.NumPredict, RunTS: d.cfg.RunTS}
+}
+
+// Prepare implements stack.Server: the model must be ready and decoupled (streaming); it is
+// warmed up once per model and endpoint.
+func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate) (stack.Prepared, error) {
 	d.mu.Lock()
-	d.seq++
-	seq := d.seq
 	nr := d.notReady[ep.Addr][c.ModelTag]
 	_, started := d.procs[ep.Addr]
 	d.mu.Unlock()
-	s := &measure.Sample{
-		Stack: d.Name(), Endpoint: ep.Addr, Model: t.Model, ModelTag: c.ModelTag, Label: c.Label,
-		Settings: map[string]string{
-			"num_predict": c.NumPredict, "batch": c.Batch, "num_ctx": c.NumCtx, "num_gpu": c.NumGPU,
-			"temperature": strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64),
-			"server":      map[bool]string{true: "started by fuze (TRITON_START_CMD)", false: "external (not started by fuze)"}[started],
-		},
-		MaxTokens: d.cfg.NumPredict,
-		Outcome:   measure.OK,
-	}
+	p := stack.Prepared{Settings: map[string]string{
+		"server": map[bool]string{true: "started by fuze (TRITON_START_CMD)", false: "external (not started by fuze)"}[started],
+	}}
 	if !started && ep.GPU != nil {
-		s.Settings["gpu_assumed"] = "fuze did not start this server: its GPU is taken to be the one selected for endpoint " + ep.Suffix
+		p.Settings["gpu_assumed"] = "fuze did not start this server: its GPU is taken to be the one selected for endpoint " + ep.Suffix
 	}
 	if nr != nil {
-		s.Outcome, s.Error = measure.ErrLoad, nr.Error()
-		return s
+		return p, measure.Fail(measure.ErrLoad, nr)
 	}
 	mi, err := d.info(ctx, ep, c.ModelTag)
 	if err != nil {
-		d.fail(s, ep, fmt.Errorf("model %s: %w", c.ModelTag, err))
-		return s
+		return p, d.classify(ep, fmt.Errorf("model %s: %w", c.ModelTag, err))
 	}
-	s.Settings["request_flavour"] = string(mi.Flavour)
-	s.Settings["request_flavour_source"] = mi.FlavourWhy
+	p.Settings["request_flavour"] = string(mi.Flavour)
+	p.Settings["request_flavour_source"] = mi.FlavourWhy
 	if mi.Backend != "" {
-		s.Settings["backend"] = mi.Backend
+		p.Settings["backend"] = mi.Backend
 	}
 	if mi.Platform != "" {
-		s.Settings["platform"] = mi.Platform
+		p.Settings["platform"] = mi.Platform
 	}
 	if mi.ConfigKnown {
-		s.Settings["decoupled"] = strconv.FormatBool(mi.Decoupled)
-		s.Settings["max_batch_size"] = strconv.Itoa(mi.MaxBatchSize)
+		p.Settings["decoupled"] = strconv.FormatBool(mi.Decoupled)
+		p.Settings["max_batch_size"] = strconv.Itoa(mi.MaxBatchSize)
+		if !mi.Decoupled {
+			return p, d.classify(ep, errNotDecoupled)
+		}
 	}
 	key := ep.Addr + "|" + c.ModelTag
-	prompt := fmt.Sprintf("[fuze run %s attempt %d] %s", d.cfg.RunTS, seq, d.cfg.Prompt)
-	body := mi.generateBody(prompt, d.cfg.NumPredict, d.cfg.Temperature, true)
-	if err := d.measureStream(ctx, ep, key, c.ModelTag, mi, prompt, s); err != nil {
-		d.fail(s, ep, err)
-	} else {
-		d.announceCount(key, ep, c.ModelTag, s)
-		if s.ServerOutputTokens != d.cfg.NumPredict {
-			note := fmt.Sprintf("output length %d differs from the requested %d tokens", s.ServerOutputTokens, d.cfg.NumPredict)
-			if s.StopReason != "" {
-				note += fmt.Sprintf(" (stop reason %q)", s.StopReason)
-			} else if mi.Flavour == FlavourLLMAPI || mi.Flavour == FlavourGeneric {
-				note += " (this backend has no request setting to ignore the end of sequence)"
-			}
-			s.Notes = append(s.Notes, note)
+	d.mu.Lock()
+	warm := d.warmed[key]
+	d.mu.Unlock()
+	if !warm {
+		start := time.Now()
+		if _, err := d.generate(ctx, ep, c.ModelTag, mi, "warm up", min(8, max(d.cfg.NumPredict, 2)), nil); err != nil {
+			return p, d.classify(ep, fmt.Errorf("warm-up request: %w", err))
 		}
+		d.mu.Lock()
+		d.warmed[key] = true
+		d.mu.Unlock()
+		p.Settings["warmup_ns"] = strconv.FormatInt(int64(time.Since(start)), 10)
+	}
+	return p, nil
+}
+
+// Send implements stack.Client: one streamed generation (generate_stream), its tokens counted
+// as the backend reports them.
+func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate, r stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	d.mu.Lock()
+	mi := d.infos[ep.Addr+"|"+c.ModelTag]
+	d.mu.Unlock()
+	if mi == nil {
+		return measure.ServerCounters{}, measure.Fail(measure.ErrOther, fmt.Errorf("model %s on %s was not prepared", c.ModelTag, ep.Addr))
+	}
+	if d.cfg.DebugBench {
+		d.mu.Lock()
+		d.bodies[r.Seq] = mi.generateBody(r.Prompt, r.MaxTokens, d.cfg.Temperature, true)
+		d.mu.Unlock()
+	}
+	sc, err := d.generate(ctx, ep, c.ModelTag, mi, r.Prompt, r.MaxTokens, rec)
+	if err != nil {
+		return sc, d.classify(ep, err)
+	}
+	if sc.OutputTokens != r.MaxTokens {
+		note := fmt.Sprintf("output length %d differs from the requested %d tokens", sc.OutputTokens, r.MaxTokens)
+		if sc.StopReason != "" {
+			note += fmt.Sprintf(" (stop reason %q)", sc.StopReason)
+		} else if mi.Flavour == FlavourLLMAPI || mi.Flavour == FlavourGeneric {
+			note += " (this backend has no request setting to ignore the end of sequence)"
+		}
+		sc.Notes = append(sc.Notes, note)
+	}
+	return sc, nil
+}
+
+// Finished implements stack.Finisher: say once where token counts come from, then run
+// perf_analyzer (once per configuration) unless the server is gone or the run interrupted.
+func (d *Driver) Finished(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate, s *measure.Sample) {
+	key := ep.Addr + "|" + c.ModelTag
+	if !s.Failed() {
+		d.announceCount(key, ep, c.ModelTag, s)
 	}
 	switch s.Outcome {
 	case measure.ErrConnect, measure.ErrExited, measure.ErrCanceled, measure.ErrTimeout, measure.ErrLoad:
-		// perf_analyzer would only fail the same way.
-	default:
+		return // perf_analyzer would only fail the same way
+	}
+	d.mu.Lock()
+	mi := d.infos[key]
+	d.mu.Unlock()
+	if mi != nil {
 		d.perfAnalyzer(ctx, ep, t, c, mi, s)
 	}
-	d.debug(seq, ep, t, c, body, s)
-	return s
 }
 
 // errNotDecoupled: a model that is not decoupled answers a request with exactly one
 // response, so there is no token stream to time.
 var errNotDecoupled = errors.New("the model is not decoupled: Triton returns its whole answer in one response, so generate_stream carries no token stream to time; " +
 	"tokens/sec needs a decoupled (streaming) model, e.g. TensorRT-LLM with decoupled_mode=true (the vLLM backend always is)")
-
-// measureStream warms the model up (once per model and endpoint) and measures one streamed
-// generation into s.
-func (d *Driver) measureStream(ctx context.Context, ep stack.Endpoint, key, model string, mi *modelInfo, prompt string, s *measure.Sample) error {
-	if mi.ConfigKnown && !mi.Decoupled {
-		return errNotDecoupled
-	}
-	d.mu.Lock()
-	warm := d.warmed[key]
-	d.mu.Unlock()
-	if !warm {
-		ws := &measure.Sample{Settings: map[string]string{}}
-		if err := d.generate(ctx, ep, model, mi, "warm up", min(8, max(d.cfg.NumPredict, 2)), ws); err != nil {
-			return fmt.Errorf("warm-up request: %w", err)
-		}
-		d.mu.Lock()
-		d.warmed[key] = true
-		d.mu.Unlock()
-		s.Settings["warmup_ns"] = strconv.FormatInt(int64(ws.End), 10)
-	}
-	return d.generate(ctx, ep, model, mi, prompt, d.cfg.NumPredict, s)
-}
 
 // info fetches and caches the model's metadata (input names) and configuration.
 func (d *Driver) info(ctx context.Context, ep stack.Endpoint, model string) (*modelInfo, error) {
@@ -522,18 +546,22 @@ type event struct {
 	fields   []string // the JSON keys, for error messages
 }
 
-// generate posts one streamed generation and fills s's client timings, chunk times and
-// token count.
-func (d *Driver) generate(ctx context.Context, ep stack.Endpoint, model string, mi *modelInfo, prompt string, maxTokens int, s *measure.Sample) error {
+// generate posts one streamed generation, records its events in rec (nil: the warm-up, not
+// recorded) and returns the server's token count and stop reason.
+func (d *Driver) generate(ctx context.Context, ep stack.Endpoint, model string, mi *modelInfo, prompt string, maxTokens int, rec stack.Arrivals) (measure.ServerCounters, error) {
+	var sc measure.ServerCounters
+	if rec == nil {
+		rec = discard{start: time.Now()}
+	}
 	c := newClient(ep.Addr)
 	body := mi.generateBody(prompt, maxTokens, d.cfg.Temperature, true)
 	gctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
 	var events []event
 	n := 0
-	s.Start = time.Now()
-	err := c.GenerateStream(gctx, model, body, func(at time.Time) { s.FirstByte = at.Sub(s.Start) }, func(ev sse.Event) error {
+	err := c.GenerateStream(gctx, model, body, func(time.Time) { rec.Chunk(0) }, func(ev sse.Event) error {
 		n++
+		at := rec.Chunk(0) // tokens are attributed once the whole stream is seen (tally)
 		data := strings.TrimSpace(ev.Data)
 		if data == "" || ev.Done() {
 			return nil
@@ -549,7 +577,7 @@ func (d *Driver) generate(ctx context.Context, ep stack.Endpoint, model string, 
 			}
 			return &inferenceError{msg: msg}
 		}
-		e := event{at: ev.At.Sub(s.Start)}
+		e := event{at: at}
 		for k := range obj {
 			e.fields = append(e.fields, k)
 		}
@@ -557,25 +585,36 @@ func (d *Driver) generate(ctx context.Context, ep stack.Endpoint, model string, 
 		e.text, e.hasText = textOf(obj["text_output"])
 		e.count, e.hasCount = countOf(obj["num_output_tokens"])
 		if fr, ok := textOf(obj["finish_reason"]); ok && fr != "" {
-			s.StopReason = fr
+			sc.StopReason = fr
 		}
 		events = append(events, e)
 		return nil
 	})
-	s.End = time.Since(s.Start)
 	if err != nil {
 		if errors.Is(gctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			return fmt.Errorf("generate_stream did not finish within %s (TIMEOUT_SECS): %w", d.cfg.RequestTimeout, context.DeadlineExceeded)
+			return sc, fmt.Errorf("generate_stream did not finish within %s (TIMEOUT_SECS): %w", d.cfg.RequestTimeout, context.DeadlineExceeded)
 		}
-		return err
+		return sc, err
 	}
-	return tally(events, mi.Flavour, s)
+	total, source, err := tally(events, mi.Flavour, rec)
+	sc.OutputTokens = total
+	if source != "" {
+		sc.Extra = map[string]string{"output_tokens_source": source}
+	}
+	return sc, err
 }
 
-// tally turns the stream's events into the sample's token count and chunk times.
-func tally(events []event, flavour Flavour, s *measure.Sample) error {
+// discard times a request nobody records (the warm-up).
+type discard struct{ start time.Time }
+
+func (d discard) Chunk(int) time.Duration   { return time.Since(d.start) }
+func (d discard) Tokens(time.Duration, int) {}
+
+// tally attributes the stream's tokens to its events (in rec) and returns the total and where
+// the counts came from.
+func tally(events []event, flavour Flavour, rec stack.Arrivals) (total int, source string, err error) {
 	if len(events) == 0 {
-		return fmt.Errorf("%w: generate_stream answered 200 with no event", errMalformed)
+		return 0, "", fmt.Errorf("%w: generate_stream answered 200 with no event", errMalformed)
 	}
 	var text []event
 	for _, e := range events {
@@ -588,7 +627,7 @@ func tally(events []event, flavour Flavour, s *measure.Sample) error {
 		if keys == "" {
 			keys = "none"
 		}
-		return fmt.Errorf("%w: none of the %d events carried text_output (a generate_stream event must; fields of the first: %s)", errMalformed, len(events), keys)
+		return 0, "", fmt.Errorf("%w: none of the %d events carried text_output (a generate_stream event must; fields of the first: %s)", errMalformed, len(events), keys)
 	}
 	// A decoupled model's last response may only close the stream: an empty text, no count.
 	if last := text[len(text)-1]; len(text) > 1 && last.text == "" && last.count == 0 {
@@ -601,7 +640,6 @@ func tally(events []event, flavour Flavour, s *measure.Sample) error {
 		}
 	}
 	tokens := make([]int, len(text))
-	source := ""
 	if serverCounts {
 		// num_output_tokens is documented per response for the vLLM backend; for the others
 		// a series that strictly increases over three or more responses is read as a running
@@ -637,25 +675,26 @@ func tally(events []event, flavour Flavour, s *measure.Sample) error {
 			anyText = anyText || e.text != ""
 		}
 		if !anyText {
-			return fmt.Errorf("%w: text_output was empty in all %d events", errMalformed, len(text))
+			return 0, "", fmt.Errorf("%w: text_output was empty in all %d events", errMalformed, len(text))
 		}
 		source = "stream events: the server reported no token count, one token per text_output event"
 	}
-	total := 0
-	s.ChunkTimes = s.ChunkTimes[:0]
+	var first, last time.Duration
 	for i, e := range text {
 		if tokens[i] <= 0 {
 			continue
 		}
+		if total == 0 {
+			first = e.at
+		}
 		total += tokens[i]
-		s.Arrived(e.at, tokens[i])
+		last = e.at
+		rec.Tokens(e.at, tokens[i])
 	}
-	s.ServerOutputTokens = total
-	s.Settings["output_tokens_source"] = source
-	if total < 2 || s.ChunkTimes[len(s.ChunkTimes)-1] <= s.ChunkTimes[0] {
-		return fmt.Errorf("%w: %d token(s) in %d event(s): no decode interval to measure", errMalformed, total, len(text))
+	if total < 2 || last <= first {
+		return total, source, fmt.Errorf("%w: %d token(s) in %d event(s): no decode interval to measure", errMalformed, total, len(text))
 	}
-	return nil
+	return total, source, nil
 }
 
 // inferenceError is an error object the server sent inside the event stream.
@@ -710,40 +749,39 @@ func (d *Driver) announceCount(key string, ep stack.Endpoint, model string, s *m
 	}
 }
 
-// fail classifies err into the sample's outcome.
-func (d *Driver) fail(s *measure.Sample, ep stack.Endpoint, err error) {
-	s.Error = err.Error()
+// classify gives err its outcome kind.
+func (d *Driver) classify(ep stack.Endpoint, err error) error {
 	proc := d.Server(ep.Addr)
 	var se *StatusError
 	var nh *NotHTTPError
 	var ie *inferenceError
 	switch {
 	case proc != nil && proc.ExitError() != nil:
-		s.Outcome, s.Error = measure.ErrExited, proc.ExitError().Error()
+		return measure.Fail(measure.ErrExited, proc.ExitError())
 	case errors.Is(err, context.Canceled):
-		s.Outcome = measure.ErrCanceled
+		return measure.Fail(measure.ErrCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		s.Outcome = measure.ErrTimeout
+		return measure.Fail(measure.ErrTimeout, err)
 	case errors.As(err, &se):
-		s.Outcome = measure.ErrHTTP
 		if m := strings.ToLower(se.Message); strings.Contains(m, "unknown model") || strings.Contains(m, "not ready") || strings.Contains(m, "failed to load") {
-			s.Outcome = measure.ErrLoad
+			return measure.Fail(measure.ErrLoad, err)
 		}
+		return measure.Fail(measure.ErrHTTP, err)
 	case errors.As(err, &nh), errors.Is(err, errMalformed):
-		s.Outcome = measure.ErrMalformed
+		return measure.Fail(measure.ErrMalformed, err)
 	case errors.As(err, &ie), errors.Is(err, errNotDecoupled):
-		s.Outcome = measure.ErrOther
+		return measure.Fail(measure.ErrOther, err)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		s.Outcome = measure.ErrConnect
+		return measure.Fail(measure.ErrConnect, err)
 	default:
-		s.Outcome = measure.ErrOther
 		// A transport error from something that does not speak HTTP says so.
 		pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		perr := probeHTTP(pctx, ep.Addr, 2*time.Second)
 		cancel()
 		if errors.As(perr, &nh) && nh.Kind != "silent" {
-			s.Outcome, s.Error = measure.ErrMalformed, err.Error()+"; "+nh.Error()
+			return measure.Fail(measure.ErrMalformed, fmt.Errorf("%w; %s", err, nh.Error()))
 		}
+		return measure.Fail(measure.ErrOther, err)
 	}
 }
 
@@ -845,11 +883,20 @@ func (d *Driver) runPerf(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	return &perfOutcome{res: &res, csv: pa.CSV, args: pa.Args()}
 }
 
-// debug writes the request and the metrics of an attempt (DEBUG_BENCH=1).
-func (d *Driver) debug(seq int, ep stack.Endpoint, t stack.Target, c stack.Candidate, body map[string]any, s *measure.Sample) {
+// Debug implements stack.Debugger: it writes the request and the metrics of an attempt
+// (DEBUG_BENCH=1).
+func (d *Driver) Debug(ep stack.Endpoint, t stack.Target, c stack.Candidate, r stack.Request, s *measure.Sample) {
 	if !d.cfg.DebugBench {
 		return
 	}
+	d.mu.Lock()
+	body, ok := d.bodies[r.Seq]
+	delete(d.bodies, r.Seq)
+	d.mu.Unlock()
+	if !ok {
+		body = map[string]any{"prompt": r.Prompt, "max_tokens": r.MaxTokens, "sent": false}
+	}
+	seq := r.Seq
 	dir := filepath.Join(d.cfg.LogDir, "debug_"+d.cfg.RunTS)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		fmt.Fprintf(d.log, "! DEBUG_BENCH: %v\n", err)

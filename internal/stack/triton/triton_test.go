@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
@@ -87,18 +88,18 @@ func TestDriverSuite(t *testing.T) {
 	stacktest.Run(t, stacktest.Harness{
 		// Two models, one per streaming backend flavour: the vLLM backend reporting
 		// num_output_tokens, a TensorRT-LLM ensemble without token counts.
-		Working: func(t *testing.T, logDir string) stack.Runner {
+		Working: func(t *testing.T, logDir string) stack.Driver {
 			cfg := config(t, logDir, startCmd(t, "normal", "llama:tensorrtllm:1:0", "mistral:vllm:1:1"),
 				Model{Name: "llama", Alias: "llama-8b"}, Model{Name: "mistral", Alias: "mistral-7b"})
 			cfg.PerfAnalyzer = fakePA(t)
 			return New(cfg, &bytes.Buffer{})
 		},
 		// Events without text_output.
-		Broken: func(t *testing.T, logDir string) stack.Runner {
+		Broken: func(t *testing.T, logDir string) stack.Driver {
 			return New(config(t, logDir, startCmd(t, "no-text", "llama:tensorrtllm:1:0"), Model{Name: "llama", Alias: "llama-8b"}), &bytes.Buffer{})
 		},
 		// Health answers 400 forever.
-		NeverReady: func(t *testing.T, logDir string) stack.Runner {
+		NeverReady: func(t *testing.T, logDir string) stack.Driver {
 			cfg := config(t, logDir, startCmd(t, "never-ready", "llama:tensorrtllm:1:0"), Model{Name: "llama", Alias: "llama-8b"})
 			cfg.ReadyTimeout = 300 * time.Millisecond
 			return New(cfg, &bytes.Buffer{})
@@ -119,7 +120,7 @@ func run(t *testing.T, d *Driver, logDir string) ([]results.Row, []*measure.Samp
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &stack.Engine{Driver: d, Endpoints: eps, Policy: sweep.Policy{Exhaustive: true}, Writer: w, Log: d.log, Repeat: 2}
+	e := &engine.Engine{Driver: d, Endpoints: eps, Policy: sweep.Policy{Exhaustive: true}, Writer: w, Report: engine.TextReporter(d.log), Repeat: 2}
 	if _, err := e.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +434,8 @@ func TestTally(t *testing.T) {
 	}
 	for _, tc := range cases {
 		s := &measure.Sample{Outcome: measure.OK, Settings: map[string]string{}}
-		err := tally(tc.events, tc.flavour, s)
+		total, source, err := tally(tc.events, tc.flavour, sampleArrivals{s})
+		s.ServerOutputTokens, s.Settings["output_tokens_source"] = total, source
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, errMalformed) {
 				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
@@ -497,3 +499,9 @@ func TestFlavourDetectionAndBodies(t *testing.T) {
 		t.Error("ParseFlavour accepted onnx")
 	}
 }
+
+// sampleArrivals records tally's attributions on a sample, as the engine does.
+type sampleArrivals struct{ s *measure.Sample }
+
+func (a sampleArrivals) Chunk(tokens int) time.Duration      { return 0 }
+func (a sampleArrivals) Tokens(at time.Duration, tokens int) { a.s.Arrived(at, tokens) }

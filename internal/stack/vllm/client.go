@@ -158,7 +158,8 @@ type StreamResult struct {
 // answer to the end. It fails on an HTTP error, an error object in the stream, a chunk that
 // is not the documented JSON, or a stream that ends without "data: [DONE]". It does not
 // require usage: the caller decides what a measurement needs.
-func Stream(ctx context.Context, hc *http.Client, baseURL string, req CompletionRequest) (*StreamResult, error) {
+// onTokens, when not nil, is called as each chunk is read with the output tokens it carried.
+func Stream(ctx context.Context, hc *http.Client, baseURL string, req CompletionRequest, onTokens func(int)) (*StreamResult, error) {
 	req.Stream = true
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -181,7 +182,7 @@ func Stream(ctx context.Context, hc *http.Client, baseURL string, req Completion
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return nil, statusError(endpoint, resp.StatusCode, data)
 	}
-	return readStream(endpoint, resp.Body, start, nil)
+	return readStream(endpoint, resp.Body, start, nil, onTokens)
 }
 
 // chunk is one streamed completion chunk, or an error object.
@@ -195,8 +196,9 @@ type chunk struct {
 	Usage *Usage `json:"usage"`
 }
 
-// readStream reads an SSE completion stream. now stamps arrivals (nil: time.Now).
-func readStream(endpoint string, body io.Reader, start time.Time, now func() time.Time) (*StreamResult, error) {
+// readStream reads an SSE completion stream. now stamps arrivals (nil: time.Now); onTokens
+// (nil: none) hears each chunk's token count as it is read.
+func readStream(endpoint string, body io.Reader, start time.Time, now func() time.Time, onTokens func(int)) (*StreamResult, error) {
 	res := &StreamResult{Start: start}
 	rd := sse.NewReader(body)
 	rd.Now = now
@@ -256,6 +258,9 @@ func readStream(endpoint string, body io.Reader, start time.Time, now func() tim
 			}
 			for range k {
 				res.TokenTimes = append(res.TokenTimes, at)
+			}
+			if onTokens != nil {
+				onTokens(k)
 			}
 			counted += k
 			if c.FinishReason != nil && *c.FinishReason != "" {

@@ -205,7 +205,7 @@ func stream(t *testing.T, events ...string) (*StreamResult, error) {
 	return readStream("test", &eventReader{events: events}, start, func() time.Time {
 		tick++
 		return start.Add(time.Duration(tick) * 10 * time.Millisecond)
-	})
+	}, nil)
 }
 
 func ms(v ...int) []time.Duration {

@@ -80,7 +80,8 @@ type Driver struct {
 
 	mu      sync.Mutex
 	servers map[string]*vserver // by endpoint address: the one server running there
-	seq     int
+	// exchanges keeps each attempt's request and stream for Debug (DEBUG_BENCH).
+	exchanges map[int]exchange
 }
 
 // vserver is a vLLM server fuze started for one model on one endpoint.
@@ -91,7 +92,7 @@ type vserver struct {
 	// failed is the outcome of a start that did not become ready; the (endpoint, model) is
 	// not retried (a readiness deadline suits downloads: waiting for it again per repeat
 	// would take the whole run).
-	failed *measure.Sample
+	failed error
 }
 
 // New returns a driver; call Setup before benchmarking and Close afterwards.
@@ -106,7 +107,7 @@ func New(cfg Config, log io.Writer) *Driver {
 		cfg.Prompt = DefaultPrompt
 	}
 	// No client timeout (streams are bounded by the request context) and no retries.
-	return &Driver{cfg: cfg, log: log, http: &http.Client{}, servers: map[string]*vserver{}}
+	return &Driver{cfg: cfg, log: log, http: &http.Client{}, servers: map[string]*vserver{}, exchanges: map[int]exchange{}}
 }
 
 // Name implements stack.Driver.
@@ -173,6 +174,18 @@ func (d *Driver) Baseline(_ context.Context, _ stack.Endpoint, t stack.Target) (
 		// Nothing passes BATCH to vLLM (its scheduler decides), so the row says so.
 		Batch:      "default",
 		NumPredict: strconv.Itoa(d.cfg.MaxTokens),
+		Settings: []stack.Setting{
+			// `vllm serve` flags: a change restarts the server.
+			{Name: "max_model_len", Value: strconv.Itoa(d.cfg.MaxModelLen), Level: stack.ServerLevel},
+			{Name: "dtype", Value: d.cfg.DType, Level: stack.ServerLevel},
+			{Name: "gpu_memory_utilization", Value: strconv.FormatFloat(d.cfg.GPUMemUtil, 'f', -1, 64), Level: stack.ServerLevel},
+			{Name: "launcher", Value: d.cfg.Launcher.String(), Level: stack.ServerLevel},
+			// Sent with each /v1/completions request.
+			{Name: "max_tokens", Value: strconv.Itoa(d.cfg.MaxTokens), Level: stack.RequestLevel},
+			{Name: "temperature", Value: strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64), Level: stack.RequestLevel},
+			{Name: "ignore_eos", Value: "true", Level: stack.RequestLevel},
+			{Name: "decode_rate", Value: "stream: (usage completion_tokens - 1) / (last token - first token)"},
+		},
 	}, nil
 }
 
@@ -193,8 +206,8 @@ func (d *Driver) Server(addr string) *server.Process {
 }
 
 // ensureServer returns the server for model on ep, starting it (and stopping the previous
-// model's) when needed. A failed start is returned as a sample to copy.
-func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model string) (*vserver, *measure.Sample) {
+// model's) when needed. A failed start is remembered: the (endpoint, model) is not retried.
+func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model string) (*vserver, error) {
 	d.mu.Lock()
 	cur := d.servers[ep.Addr]
 	d.mu.Unlock()
@@ -214,21 +227,20 @@ func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model stri
 	}
 	srv, err := d.start(ctx, ep, model)
 	if err != nil {
-		s := &measure.Sample{Outcome: measure.ErrOther, Error: err.Error()}
 		// The process was stopped after the failure: only the error says whether it had
 		// exited on its own (server.ErrExited, with its last log lines).
-		classify(s, err, nil)
-		if s.Outcome == measure.ErrCanceled {
-			return nil, s // interrupted, not a property of the server: nothing to remember
+		failure := classify(err, nil)
+		if outcome, _ := measure.Classify(failure); outcome == measure.ErrCanceled {
+			return nil, failure // interrupted, not a property of the server: nothing to remember
 		}
 		if srv == nil {
 			srv = &vserver{model: model}
 		}
-		srv.failed = s
+		srv.failed = failure
 		d.mu.Lock()
 		d.servers[ep.Addr] = srv
 		d.mu.Unlock()
-		return nil, s
+		return nil, failure
 	}
 	return srv, nil
 }
@@ -343,52 +355,40 @@ func labelOf(ep stack.Endpoint) string {
 	return ep.GPU.Label + " " + ep.GPU.UUID
 }
 
-// Measure implements stack.Driver: make sure the model's server runs on the endpoint, send
-// a warm-up request (not recorded), then measure one streamed completion whose prompt no
-// earlier request has seen (vLLM caches prefixes: a repeated prompt makes prefill free).
-func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
-	d.mu.Lock()
-	d.seq++
-	seq := d.seq
-	d.mu.Unlock()
-	s := &measure.Sample{
-		Stack: d.Name(), Endpoint: ep.Addr, Model: t.Model, ModelTag: c.ModelTag, Label: c.Label,
-		Settings: map[string]string{
-			"max_model_len":          strconv.Itoa(d.cfg.MaxModelLen),
-			"dtype":                  d.cfg.DType,
-			"gpu_memory_utilization": strconv.FormatFloat(d.cfg.GPUMemUtil, 'f', -1, 64),
-			"max_tokens":             strconv.Itoa(d.cfg.MaxTokens),
-			"temperature":            strconv.FormatFloat(d.cfg.Temperature, 'f', -1, 64),
-			"ignore_eos":             "true",
-			"launcher":               d.cfg.Launcher.String(),
-			"decode_rate":            "stream: (usage completion_tokens - 1) / (last token - first token)",
-		},
-		MaxTokens: d.cfg.MaxTokens,
-		Outcome:   measure.OK,
+// Workload implements stack.Planner: PROMPT and MAX_TOKENS.
+func (d *Driver) Workload() stack.Workload {
+	return stack.Workload{Prompt: d.cfg.Prompt, MaxTokens: d.cfg.MaxTokens, RunTS: d.cfg.RunTS}
+}
+
+// Prepare implements stack.Server: make sure the model's server runs on the endpoint, then
+// send a warm-up request (not recorded).
+func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate) (stack.Prepared, error) {
+	srv, err := d.ensureServer(ctx, ep, c.ModelTag)
+	if err != nil {
+		return stack.Prepared{}, err
 	}
-	srv, failed := d.ensureServer(ctx, ep, c.ModelTag)
-	if failed != nil {
-		s.Outcome, s.Error = failed.Outcome, failed.Error
-		return s
-	}
-	s.Settings["server_log"] = srv.logPath
+	p := stack.Prepared{Settings: map[string]string{"server_log": srv.logPath}}
 	seed := 42
-	base := "http://" + ep.Addr
 	warm := CompletionRequest{Model: c.ModelTag, Prompt: "warm up", MaxTokens: d.cfg.WarmupTokens, Temperature: d.cfg.Temperature, Seed: &seed, IgnoreEOS: true}
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
-	wres, err := Stream(wctx, d.http, base, warm)
+	wres, err := Stream(wctx, d.http, "http://"+ep.Addr, warm, nil)
 	cancel()
 	if err != nil {
-		classify(s, fmt.Errorf("warm-up request: %w", err), srv.proc)
-		d.debug(seq, ep, c, warm, nil, s)
-		return s
+		return p, classify(fmt.Errorf("warm-up request: %w", err), srv.proc)
 	}
-	s.Settings["warmup_ms"] = strconv.FormatInt(wres.End.Milliseconds(), 10)
+	p.Settings["warmup_ms"] = strconv.FormatInt(wres.End.Milliseconds(), 10)
+	return p, nil
+}
 
+// Send implements stack.Client: one streamed completion whose prompt no earlier request has
+// seen (vLLM caches prefixes: a repeated prompt makes prefill free), ignore_eos, with running
+// usage totals so that a chunk carrying several tokens is counted as such.
+func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate, r stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	seed := 42
 	req := CompletionRequest{
 		Model:         c.ModelTag,
-		Prompt:        fmt.Sprintf("[fuze run %s attempt %d] %s", d.cfg.RunTS, seq, d.cfg.Prompt),
-		MaxTokens:     d.cfg.MaxTokens,
+		Prompt:        r.Prompt,
+		MaxTokens:     r.MaxTokens,
 		Temperature:   d.cfg.Temperature,
 		Seed:          &seed,
 		StreamOptions: &StreamOptions{IncludeUsage: true, ContinuousUsageStats: true},
@@ -396,102 +396,99 @@ func (d *Driver) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	}
 	mctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
-	res, err := Stream(mctx, d.http, base, req)
+	var lastAt time.Duration
+	res, err := Stream(mctx, d.http, "http://"+ep.Addr, req, func(k int) { lastAt = rec.Chunk(k) })
+	if d.cfg.DebugBench {
+		d.mu.Lock()
+		d.exchanges[r.Seq] = exchange{req: req, res: res}
+		d.mu.Unlock()
+	}
+	var sc measure.ServerCounters
 	if res != nil {
-		Fill(s, res)
+		sc = Counters(res)
 	}
 	if err != nil {
-		classify(s, err, srv.proc)
-		d.debug(seq, ep, c, req, res, s)
-		return s
+		return sc, classify(err, d.Server(ep.Addr))
 	}
-	if err := FillDecode(s, res); err != nil {
-		classify(s, err, srv.proc)
+	times, note, err := res.DecodeTimes()
+	if err != nil {
+		return sc, classify(err, d.Server(ep.Addr))
 	}
-	if s.Outcome == measure.OK && s.ServerOutputTokens != d.cfg.MaxTokens {
-		s.Notes = append(s.Notes, fmt.Sprintf("output length %d differs from max_tokens %d (finish_reason %q)", s.ServerOutputTokens, d.cfg.MaxTokens, s.StopReason))
-	}
-	d.debug(seq, ep, c, req, res, s)
-	return s
-}
-
-// Fill copies what the client saw of a stream into s (also for a failed stream).
-func Fill(s *measure.Sample, r *StreamResult) {
-	s.Start = r.Start
-	s.FirstByte = r.FirstByte
-	if len(r.TokenTimes) > 0 {
-		s.FirstToken = r.TokenTimes[0]
-	}
-	s.End = r.End
-	s.StopReason = r.FinishReason
-	if r.Usage != nil {
-		s.ServerPromptTokens = r.Usage.PromptTokens
-		if r.Usage.CompletionTokens != nil {
-			s.ServerOutputTokens = *r.Usage.CompletionTokens
+	if note != "" {
+		sc.Notes = append(sc.Notes, note)
+		if missing := len(times) - len(res.TokenTimes); missing > 0 {
+			rec.Tokens(lastAt, missing) // counted by usage, shown by no chunk: the last one's
 		}
 	}
-	if s.Settings == nil {
-		s.Settings = map[string]string{}
+	if sc.OutputTokens != r.MaxTokens {
+		sc.Notes = append(sc.Notes, fmt.Sprintf("output length %d differs from max_tokens %d (finish_reason %q)", sc.OutputTokens, r.MaxTokens, sc.StopReason))
 	}
-	s.Settings["stream_chunks"] = strconv.Itoa(r.Chunks)
-	s.Settings["tokens_per_chunk_from_usage"] = strconv.FormatBool(r.PerChunk)
+	return sc, nil
 }
 
-// FillDecode sets the sample's stream timings so that its decode rate is the stream-derived
-// one: ChunkTimes holds one entry per output token (see StreamResult.TokenTimes), and no
-// server decode duration is set (vLLM reports none), so DecodeTokensPerSec is
-// (usage tokens − 1) / (last token − first token).
-func FillDecode(s *measure.Sample, r *StreamResult) error {
-	times, note, err := r.DecodeTimes()
-	if err != nil {
-		return err
-	}
-	s.ChunkTimes = times
-	s.FirstToken = times[0]
-	s.ServerDecodeDuration = 0
-	if note != "" {
-		s.Notes = append(s.Notes, note)
-	}
-	return nil
+type exchange struct {
+	req CompletionRequest
+	res *StreamResult
 }
 
-// classify sets the sample's outcome from err.
-func classify(s *measure.Sample, err error, proc *server.Process) {
-	s.Error = err.Error()
+// Counters are what the server reported in a stream: its usage totals and finish reason (vLLM
+// reports no decode time: the engine's clock gives the rate), with the stream's shape.
+func Counters(r *StreamResult) measure.ServerCounters {
+	sc := measure.ServerCounters{StopReason: r.FinishReason, Extra: map[string]string{
+		"stream_chunks":               strconv.Itoa(r.Chunks),
+		"tokens_per_chunk_from_usage": strconv.FormatBool(r.PerChunk),
+	}}
+	if r.Usage != nil {
+		sc.PromptTokens = r.Usage.PromptTokens
+		if r.Usage.CompletionTokens != nil {
+			sc.OutputTokens = *r.Usage.CompletionTokens
+		}
+	}
+	return sc
+}
+
+// classify gives err its outcome kind.
+func classify(err error, proc *server.Process) error {
 	var ae *APIError
 	var wm *wrongModelError
 	switch {
 	case proc != nil && proc.ExitError() != nil:
-		s.Outcome, s.Error = measure.ErrExited, proc.ExitError().Error()
+		return measure.Fail(measure.ErrExited, proc.ExitError())
 	case errors.Is(err, server.ErrExited):
-		s.Outcome = measure.ErrExited
+		return measure.Fail(measure.ErrExited, err)
 	case errors.Is(err, context.Canceled):
-		s.Outcome = measure.ErrCanceled
+		return measure.Fail(measure.ErrCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		s.Outcome = measure.ErrTimeout
+		return measure.Fail(measure.ErrTimeout, err)
 	case strings.Contains(err.Error(), " not ready after "):
-		s.Outcome = measure.ErrTimeout // server.WaitReady's deadline
+		return measure.Fail(measure.ErrTimeout, err) // server.WaitReady's deadline
 	case errors.As(err, &wm):
-		s.Outcome = measure.ErrOther
+		return measure.Fail(measure.ErrOther, err)
 	case errors.Is(err, ErrMalformed):
-		s.Outcome = measure.ErrMalformed
+		return measure.Fail(measure.ErrMalformed, err)
 	case errors.As(err, &ae):
-		s.Outcome = measure.ErrHTTP
 		if m := strings.ToLower(ae.Message); strings.Contains(m, "out of memory") || strings.Contains(m, "engine") && strings.Contains(m, "dead") {
-			s.Outcome = measure.ErrLoad
+			return measure.Fail(measure.ErrLoad, err)
 		}
+		return measure.Fail(measure.ErrHTTP, err)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		s.Outcome = measure.ErrConnect
+		return measure.Fail(measure.ErrConnect, err)
 	default:
-		s.Outcome = measure.ErrOther
+		return measure.Fail(measure.ErrOther, err)
 	}
 }
 
-// debug writes the request and the metrics of an attempt (DEBUG_BENCH=1).
-func (d *Driver) debug(seq int, ep stack.Endpoint, c stack.Candidate, req CompletionRequest, res *StreamResult, s *measure.Sample) {
+// Debug implements stack.Debugger: it writes the request and the metrics of an attempt
+// (DEBUG_BENCH=1).
+func (d *Driver) Debug(ep stack.Endpoint, _ stack.Target, c stack.Candidate, r stack.Request, s *measure.Sample) {
 	if !d.cfg.DebugBench {
 		return
 	}
+	d.mu.Lock()
+	x := d.exchanges[r.Seq]
+	delete(d.exchanges, r.Seq)
+	d.mu.Unlock()
+	req, res, seq := x.req, x.res, r.Seq
 	dir := filepath.Join(d.cfg.LogDir, "debug_"+d.cfg.RunTS)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		fmt.Fprintf(d.log, "! DEBUG_BENCH: %v\n", err)

@@ -1,4 +1,4 @@
-package stack
+package engine
 
 import (
 	"bytes"
@@ -10,48 +10,12 @@ import (
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stack/scripted"
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
 
-// scriptedDriver returns, per candidate model tag, a queue of decode rates (0 = failure).
-type scriptedDriver struct {
-	rates     map[string][]float64
-	published bool
-	calls     []string
-}
-
-func (d *scriptedDriver) Name() string { return "scripted" }
-func (d *scriptedDriver) Targets(context.Context) ([]Target, error) {
-	return []Target{{Model: "m:1", Alias: "m-1"}}, nil
-}
-func (d *scriptedDriver) Baseline(context.Context, Endpoint, Target) (Candidate, error) {
-	return Candidate{Label: LabelBaseline, ModelTag: "base", NumGPU: "default", NumCtx: "512", Batch: "default", NumPredict: "10"}, nil
-}
-func (d *scriptedDriver) Candidates(context.Context, Endpoint, Target) ([]Candidate, error) {
-	return []Candidate{
-		{Label: LabelOptimized, ModelTag: "ng3", NumGPU: "3", NumCtx: "512", NumPredict: "10"},
-		{Label: LabelOptimized, ModelTag: "ng2", NumGPU: "2", NumCtx: "512", NumPredict: "10"},
-	}, nil
-}
-func (d *scriptedDriver) Measure(_ context.Context, _ Endpoint, _ Target, c Candidate) *measure.Sample {
-	d.calls = append(d.calls, c.ModelTag)
-	q := d.rates[c.ModelTag]
-	r := q[0]
-	d.rates[c.ModelTag] = q[1:]
-	if r == 0 {
-		return &measure.Sample{Outcome: measure.ErrHTTP, Error: "HTTP 500: boom"}
-	}
-	// 10 tokens in 10/r seconds: the server-reported rate is exactly r.
-	return &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 10, ServerDecodeDuration: time.Duration(10 / r * float64(time.Second))}
-}
-func (d *scriptedDriver) Publish(_ context.Context, _ Endpoint, _ Target, best Candidate) (Candidate, bool) {
-	if !d.published {
-		return Candidate{}, false
-	}
-	return Candidate{Label: LabelPublished, ModelTag: "pub", NumGPU: best.NumGPU}, true
-}
-
-func runScripted(t *testing.T, d *scriptedDriver, repeat int) ([]Outcome, []results.Row, string) {
+func runScripted(t *testing.T, d *scripted.Driver, repeat int) ([]Outcome, []results.Row, string) {
 	t.Helper()
 	w, err := results.CreateRun(t.TempDir(), "ollama", time.Now())
 	if err != nil {
@@ -59,8 +23,8 @@ func runScripted(t *testing.T, d *scriptedDriver, repeat int) ([]Outcome, []resu
 	}
 	defer w.Close()
 	var log bytes.Buffer
-	e := &Engine{Driver: d, Endpoints: []Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}},
-		Policy: sweep.Policy{Exhaustive: true}, Writer: w, Log: &log, Repeat: repeat}
+	e := &Engine{Driver: d, Endpoints: []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}},
+		Policy: sweep.Policy{Exhaustive: true}, Writer: w, Report: TextReporter(&log), Repeat: repeat}
 	out, err := e.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +37,7 @@ func runScripted(t *testing.T, d *scriptedDriver, repeat int) ([]Outcome, []resu
 }
 
 func TestRepeatsGiveTheMedianAndTheSpread(t *testing.T) {
-	d := &scriptedDriver{rates: map[string][]float64{
+	d := &scripted.Driver{Rates: map[string][]float64{
 		"base": {10, 30, 20},
 		"ng3":  {50, 0, 40}, // one failed repeat: still a measurement, noted
 		"ng2":  {0, 0, 0},   // every repeat failed: a 0.00 row
@@ -100,7 +64,7 @@ func TestRepeatsGiveTheMedianAndTheSpread(t *testing.T) {
 }
 
 func TestPublishedRowFollowsTheBest(t *testing.T) {
-	d := &scriptedDriver{published: true, rates: map[string][]float64{
+	d := &scripted.Driver{Published: true, Rates: map[string][]float64{
 		"base": {10}, "ng3": {12}, "ng2": {15}, "pub": {14},
 	}}
 	_, rows, _ := runScripted(t, d, 1)
@@ -114,22 +78,21 @@ func TestPublishedRowFollowsTheBest(t *testing.T) {
 }
 
 func TestRooflineShareAndMeasurementError(t *testing.T) {
-	e := &Engine{}
 	h100 := &gpu.GPU{Name: "NVIDIA H100 80GB HBM3", Label: "nvidia-h100-80gb"}
-	ep := Endpoint{GPU: h100}
-	tg := Target{WeightBytes: 16_060_000_000} // an 8B model in F16
+	ep := stack.Endpoint{GPU: h100}
+	tg := stack.Target{WeightBytes: 16_060_000_000} // an 8B model in F16
 	s := &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 160, ServerDecodeDuration: time.Second}
-	e.roofline(ep, tg, s)
+	roofline(ep, tg, s)
 	if s.RooflineTPS < 208 || s.RooflineTPS > 209 || s.RooflineShare < 0.76 || s.RooflineShare > 0.77 || len(s.Notes) != 0 {
 		t.Fatalf("roofline %.2f share %.3f notes %v", s.RooflineTPS, s.RooflineShare, s.Notes)
 	}
 	fast := &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 300, ServerDecodeDuration: time.Second}
-	e.roofline(ep, tg, fast)
+	roofline(ep, tg, fast)
 	if len(fast.Notes) != 1 || !strings.Contains(fast.Notes[0], "measurement error") {
 		t.Fatalf("a rate above the bound must be flagged: %v", fast.Notes)
 	}
 	cpu := &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 10, ServerDecodeDuration: time.Second}
-	e.roofline(Endpoint{}, tg, cpu)
+	roofline(stack.Endpoint{}, tg, cpu)
 	if cpu.RooflineTPS != 0 {
 		t.Fatal("no roofline without a GPU")
 	}

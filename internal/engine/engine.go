@@ -1,0 +1,325 @@
+// Package engine runs the benchmark loop that is the same for every stack: baseline, sweep
+// under the shared policy, repeats, one CSV row and one JSONL sample per configuration,
+// flushed as measured, and the best configuration per (model, endpoint). It owns the clock:
+// drivers send requests and report chunks, the engine times them. What happens is reported
+// as typed events (events.go); the text reporter renders the console.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/sweep"
+)
+
+// Outcome is the result for one (target, endpoint).
+type Outcome struct {
+	Target   stack.Target
+	Endpoint stack.Endpoint
+	Baseline *measure.Sample
+	Best     *stack.Candidate // nil when no optimized candidate worked
+	BestTPS  float64
+	BestRun  *measure.Sample
+	Rows     int
+}
+
+// Engine runs a driver over its targets and endpoints.
+type Engine struct {
+	Driver    stack.Driver
+	Endpoints []stack.Endpoint
+	Policy    sweep.Policy
+	Writer    *results.RunWriter
+	// Repeat is how many measured requests each configuration gets (at least 1). The row
+	// carries the median; a configuration counts as failed only when every repeat failed.
+	Repeat int
+	// Report receives every event; nil discards them.
+	Report Reporter
+	// Now is the clock that times requests and stamps rows (time.Now when nil).
+	Now func() time.Time
+}
+
+// attempts numbers requests across every engine of the process, so that no two requests of a
+// run share a prompt (servers cache prompts).
+var attempts atomic.Int64
+
+// Run benchmarks every target on every endpoint. It returns the outcomes measured so far and
+// ctx's error when interrupted; rows already written are on disk either way.
+func (e *Engine) Run(ctx context.Context) ([]Outcome, error) {
+	targets, err := e.Driver.Targets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		e.emit(NoTargets{Stack: e.Driver.Name()})
+		return nil, nil
+	}
+	var outcomes []Outcome
+	for _, t := range targets {
+		for _, ep := range e.Endpoints {
+			o, err := e.runOne(ctx, t, ep)
+			outcomes = append(outcomes, o)
+			if err != nil {
+				return outcomes, err
+			}
+		}
+	}
+	return outcomes, nil
+}
+
+func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) (Outcome, error) {
+	o := Outcome{Target: t, Endpoint: ep}
+	e.emit(TuningStarted{Endpoint: ep, Target: t})
+	base, err := e.Driver.Baseline(ctx, ep, t)
+	if err != nil {
+		return o, err
+	}
+	o.Baseline, err = e.measureAndWrite(ctx, ep, t, base)
+	o.Rows++
+	if err != nil {
+		return o, err
+	}
+	if err := ctx.Err(); err != nil {
+		return o, err
+	}
+	cands, err := e.Driver.Candidates(ctx, ep, t)
+	if err != nil {
+		e.emit(NoCandidates{Stack: e.Driver.Name(), Endpoint: ep, Target: t, Err: err})
+		return o, nil
+	}
+	var writeErr error
+	samples := make([]*measure.Sample, len(cands))
+	index := func(c stack.Candidate) int {
+		for i := range cands {
+			if cands[i].ModelTag == c.ModelTag && cands[i].NumGPU == c.NumGPU && cands[i].ServerSettings() == c.ServerSettings() {
+				return i
+			}
+		}
+		return -1
+	}
+	res, err := sweep.Run(ctx, e.Policy, cands, func(ctx context.Context, c stack.Candidate) float64 {
+		if writeErr != nil {
+			return 0
+		}
+		s, err := e.measureAndWrite(ctx, ep, t, c)
+		o.Rows++
+		if err != nil {
+			writeErr = err
+			return 0
+		}
+		if i := index(c); i >= 0 {
+			samples[i] = s
+		}
+		return measure.Derive(s).DecodeTPS
+	})
+	if writeErr != nil {
+		return o, writeErr
+	}
+	if res.StopReason != "" {
+		e.emit(SweepStopped{Endpoint: ep, Target: t, Reason: res.StopReason})
+	}
+	if res.Best != nil {
+		best := res.Best.Candidate
+		o.Best, o.BestTPS = &best, res.Best.TokensPerSec
+		if i := index(best); i >= 0 {
+			o.BestRun = samples[i]
+		}
+		baseTPS := measure.Derive(o.Baseline).DecodeTPS
+		e.emit(BestFound{Endpoint: ep, Target: t, Best: best, BestTPS: res.Best.TokensPerSec,
+			BaselineTPS: baseTPS, DefaultIsBest: baseTPS >= res.Best.TokensPerSec})
+		if p, ok := e.Driver.(stack.Publisher); ok && err == nil {
+			if pub, ok := p.Publish(ctx, ep, t, best); ok {
+				if _, werr := e.measureAndWrite(ctx, ep, t, pub); werr != nil {
+					return o, werr
+				}
+				o.Rows++
+			}
+		}
+	} else if err == nil && len(cands) > 0 {
+		e.emit(NoneWorked{Endpoint: ep, Target: t})
+	}
+	return o, err
+}
+
+// measureRepeated prepares the server for c, then sends Repeat timed requests and returns the
+// median successful sample, with every repeat's rate attached; the first failure when none
+// succeeded.
+func (e *Engine) measureRepeated(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
+	prep, prepErr := e.Driver.Prepare(ctx, ep, t, c)
+	var ok []*measure.Sample
+	var failed *measure.Sample
+	var failures []string
+	for i := 0; i < max(e.Repeat, 1); i++ {
+		s := e.attempt(ctx, ep, t, c, prep, prepErr)
+		if s.Failed() {
+			failures = append(failures, s.Outcome+": "+s.Error)
+			if failed == nil {
+				failed = s
+			}
+			if prepErr != nil || s.Outcome == measure.ErrExited || ctx.Err() != nil {
+				break // repeating against a dead server or after Ctrl-C measures nothing
+			}
+			continue
+		}
+		ok = append(ok, s)
+	}
+	if len(ok) == 0 {
+		return failed
+	}
+	rate := func(s *measure.Sample) float64 { return measure.Derive(s).DecodeTPS }
+	sort.SliceStable(ok, func(i, j int) bool { return rate(ok[i]) < rate(ok[j]) })
+	median := ok[(len(ok)-1)/2] // lower median: a rate that was really measured
+	if len(ok) > 1 || len(failures) > 0 {
+		median.RepeatTPS = nil
+		for _, s := range ok {
+			median.RepeatTPS = append(median.RepeatTPS, rate(s))
+		}
+	}
+	for _, f := range failures {
+		median.Notes = append(median.Notes, "a repeat failed: "+f)
+	}
+	return median
+}
+
+// attempt sends one request and times it with the engine's clock.
+func (e *Engine) attempt(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate, prep stack.Prepared, prepErr error) *measure.Sample {
+	seq := int(attempts.Add(1))
+	w := e.Driver.Workload()
+	settings := c.SettingsMap()
+	for k, v := range prep.Settings {
+		settings[k] = v
+	}
+	s := &measure.Sample{
+		Stack: e.Driver.Name(), Endpoint: ep.Addr, Model: t.Model, ModelTag: c.ModelTag, Label: c.Label,
+		Settings: settings, MaxTokens: w.MaxTokens, Outcome: measure.OK,
+		ServerLoadDuration: prep.LoadDuration,
+	}
+	s.Notes = append(s.Notes, prep.Notes...)
+	req := stack.Request{
+		Seq:       seq,
+		Prompt:    fmt.Sprintf("[fuze run %s attempt %d] %s", w.RunTS, seq, w.Prompt),
+		MaxTokens: w.MaxTokens,
+	}
+	if prepErr != nil {
+		s.SetFailure(prepErr)
+	} else {
+		start := e.now()
+		s.Start = start
+		counters, err := e.Driver.Send(ctx, ep, t, c, req, &arrivals{s: s, start: start, now: e.now})
+		s.End = e.now().Sub(start)
+		s.SetServer(counters)
+		s.Notes = append(s.Notes, counters.Notes...)
+		for k, v := range counters.Extra {
+			s.Settings[k] = v
+		}
+		if err != nil {
+			s.SetFailure(err)
+		}
+	}
+	if errors.Is(ctx.Err(), context.Canceled) && s.Failed() {
+		s.Outcome = measure.ErrCanceled
+	}
+	if d, ok := e.Driver.(stack.Debugger); ok {
+		d.Debug(ep, t, c, req, s)
+	}
+	return s
+}
+
+// Measure prepares ep's server for c and measures c (Repeat requests), as a sweep does, but
+// writes nothing: the sample a row would carry.
+func (e *Engine) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
+	s := e.measureRepeated(ctx, ep, t, c)
+	if errors.Is(ctx.Err(), context.Canceled) && s.Outcome != measure.OK {
+		s.Outcome, s.Error = measure.ErrCanceled, "interrupted"
+	}
+	if f, ok := e.Driver.(stack.Finisher); ok {
+		f.Finished(context.WithoutCancel(ctx), ep, t, c, s)
+	}
+	roofline(ep, t, s)
+	return s
+}
+
+// arrivals stamps a request's stream with the engine's clock.
+type arrivals struct {
+	s     *measure.Sample
+	start time.Time
+	now   func() time.Time
+}
+
+func (a *arrivals) Chunk(tokens int) time.Duration {
+	at := a.now().Sub(a.start)
+	a.s.Arrived(at, tokens)
+	return at
+}
+
+func (a *arrivals) Tokens(at time.Duration, tokens int) { a.s.Arrived(at, tokens) }
+
+// measureAndWrite measures c and writes its row and sample. Only a failure to write is an
+// error: a failed measurement is a 0.00 row.
+func (e *Engine) measureAndWrite(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) (*measure.Sample, error) {
+	s := e.Measure(ctx, ep, t, c)
+	m := measure.Derive(s)
+	row := results.Row{
+		TS:           e.now(),
+		Endpoint:     ep.Addr,
+		Unit:         ep.Unit,
+		Suffix:       ep.Suffix,
+		BaseModel:    t.Model,
+		VariantLabel: c.Label,
+		ModelTag:     c.ModelTag,
+		NumGPU:       c.NumGPU,
+		NumCtx:       c.NumCtx,
+		Batch:        c.Batch,
+		NumPredict:   c.NumPredict,
+		TokensPerSec: m.DecodeTPS,
+		GPULabel:     ep.GPULabel(),
+	}
+	if ep.GPU != nil {
+		row.GPUName, row.GPUUUID, row.GPUMemMiB = ep.GPU.Name, ep.GPU.UUID, ep.GPU.MemoryMiB
+	}
+	if err := e.Writer.Write(row, s); err != nil {
+		return s, fmt.Errorf("write result row: %w", err)
+	}
+	e.emit(AttemptMeasured{Endpoint: ep, Target: t, Candidate: c, Sample: s, Metrics: m})
+	return s, nil
+}
+
+// roofline fills the sample's memory-bandwidth bound. A rate above the bound cannot be a
+// decode rate of this model on this GPU: it is flagged as a measurement error.
+func roofline(ep stack.Endpoint, t stack.Target, s *measure.Sample) {
+	if ep.GPU == nil || t.WeightBytes <= 0 {
+		return
+	}
+	bw, ok := gpu.PeakBandwidth(ep.GPU.Name)
+	if !ok {
+		return
+	}
+	s.ModelBytes = t.WeightBytes
+	s.RooflineTPS = bw / float64(t.WeightBytes)
+	if tps := measure.Derive(s).DecodeTPS; tps > 0 {
+		s.RooflineShare = tps / s.RooflineTPS
+		if s.RooflineShare > 1 {
+			s.Notes = append(s.Notes, fmt.Sprintf("measurement error: %.2f tok/s is above the memory-bandwidth roofline of %.2f tok/s", tps, s.RooflineTPS))
+		}
+	}
+}
+
+func (e *Engine) emit(ev Event) {
+	if e.Report != nil {
+		e.Report.Report(ev)
+	}
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/stack"
+)
+
+// Event is something the engine did or saw. Reporters render events; tests assert them.
+type Event interface{ Kind() string }
+
+// NoTargets: the driver found no model to benchmark.
+type NoTargets struct{ Stack string }
+
+// TuningStarted: a model's baseline and sweep begin on an endpoint.
+type TuningStarted struct {
+	Endpoint stack.Endpoint
+	Target   stack.Target
+}
+
+// NoCandidates: the driver could not list the configurations to sweep.
+type NoCandidates struct {
+	Stack    string
+	Endpoint stack.Endpoint
+	Target   stack.Target
+	Err      error
+}
+
+// AttemptMeasured: a configuration was measured (all its repeats) and its row written.
+type AttemptMeasured struct {
+	Endpoint  stack.Endpoint
+	Target    stack.Target
+	Candidate stack.Candidate
+	Sample    *measure.Sample
+	Metrics   measure.Metrics
+}
+
+// SweepStopped: the sweep policy stopped before the last candidate.
+type SweepStopped struct {
+	Endpoint stack.Endpoint
+	Target   stack.Target
+	Reason   string
+}
+
+// BestFound: the best configuration of a sweep, or the server's default when no candidate
+// beat it.
+type BestFound struct {
+	Endpoint             stack.Endpoint
+	Target               stack.Target
+	Best                 stack.Candidate
+	BestTPS, BaselineTPS float64
+	DefaultIsBest        bool
+}
+
+// NoneWorked: no candidate of the sweep produced a measurement.
+type NoneWorked struct {
+	Endpoint stack.Endpoint
+	Target   stack.Target
+}
+
+func (NoTargets) Kind() string       { return "no_targets" }
+func (TuningStarted) Kind() string   { return "tuning_started" }
+func (NoCandidates) Kind() string    { return "no_candidates" }
+func (AttemptMeasured) Kind() string { return "attempt_measured" }
+func (SweepStopped) Kind() string    { return "sweep_stopped" }
+func (BestFound) Kind() string       { return "best_found" }
+func (NoneWorked) Kind() string      { return "none_worked" }
+
+// Reporter receives the engine's events.
+type Reporter interface{ Report(Event) }
+
+// ReporterFunc adapts a function to a Reporter.
+type ReporterFunc func(Event)
+
+func (f ReporterFunc) Report(ev Event) { f(ev) }
+
+// Reporters fans events out to several reporters (nil ones are skipped).
+func Reporters(rs ...Reporter) Reporter {
+	return ReporterFunc(func(ev Event) {
+		for _, r := range rs {
+			if r != nil {
+				r.Report(ev)
+			}
+		}
+	})
+}
+
+// TextReporter renders events as the console lines of the original (✔/✖, roofline, notes).
+func TextReporter(w io.Writer) Reporter {
+	return ReporterFunc(func(ev Event) {
+		switch ev := ev.(type) {
+		case NoTargets:
+			fmt.Fprintf(w, "! No models to benchmark for %s\n", ev.Stack)
+		case TuningStarted:
+			fmt.Fprintf(w, "=== Tuning on %s — base: %s (alias %s) ===\n", ev.Endpoint.Addr, ev.Target.Model, ev.Target.Alias)
+		case NoCandidates:
+			fmt.Fprintf(w, "! %s: no candidates for %s on %s: %v\n", ev.Stack, ev.Target.Model, ev.Endpoint.Addr, ev.Err)
+		case AttemptMeasured:
+			writeAttempt(w, ev)
+		case SweepStopped:
+			fmt.Fprintf(w, "   stop: %s\n", ev.Reason)
+		case BestFound:
+			if ev.DefaultIsBest {
+				fmt.Fprintf(w, "✔  Best: the server's default (%s) at %.2f tok/s; no candidate beat it (best candidate %s at %.2f)\n",
+					stack.LabelBaseline, ev.BaselineTPS, ev.Best.NumGPU, ev.BestTPS)
+			} else {
+				fmt.Fprintf(w, "✔  Best so far: %s (num_gpu=%s) at %.2f tok/s\n", ev.Best.ModelTag, ev.Best.NumGPU, ev.BestTPS)
+			}
+		case NoneWorked:
+			fmt.Fprintf(w, "!  No optimized configuration worked for %s on %s\n", ev.Target.Model, ev.Endpoint.Addr)
+		}
+	})
+}
+
+func writeAttempt(w io.Writer, ev AttemptMeasured) {
+	s, c, ep := ev.Sample, ev.Candidate, ev.Endpoint
+	ng := c.NumGPU
+	if ng == "" {
+		ng = "default"
+	}
+	if s.Failed() {
+		fmt.Fprintf(w, "✖ [%s] %s %s num_gpu=%s -> 0.00 tok/s (%s: %s)\n", ep.Suffix, c.Label, c.ModelTag, ng, s.Outcome, s.Error)
+	} else {
+		spread := ""
+		if lo, hi := s.Spread(); len(s.RepeatTPS) > 1 {
+			spread = fmt.Sprintf(", median of %d: %.2f–%.2f", len(s.RepeatTPS), lo, hi)
+		}
+		decode := s.ServerDecodeDuration
+		if decode == 0 && len(s.ChunkTimes) > 1 { // no server timing: the stream's span
+			decode = s.ChunkTimes[len(s.ChunkTimes)-1] - s.ChunkTimes[0]
+		}
+		fmt.Fprintf(w, "✔ [%s] %s %s num_gpu=%s -> %.2f tok/s (%d tokens, decode %s%s)\n", ep.Suffix, c.Label, c.ModelTag, ng, ev.Metrics.DecodeTPS, s.ServerOutputTokens, decode.Round(time.Millisecond), spread)
+	}
+	if s.RooflineTPS > 0 && !s.Failed() {
+		fmt.Fprintf(w, "   roofline: %.2f tok/s (%s bandwidth / %.2f GB of weights): %.0f%% of it\n",
+			s.RooflineTPS, ep.GPULabel(), float64(s.ModelBytes)/1e9, 100*s.RooflineShare)
+	}
+	for _, n := range s.Notes {
+		fmt.Fprintf(w, "! [%s] %s: %s\n", ep.Suffix, c.ModelTag, n)
+	}
+}
+
+// JSONReporter writes one JSON object per event ({"event": kind, ...fields}), for programs
+// that follow a run (`--progress json`).
+func JSONReporter(w io.Writer) Reporter {
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	return ReporterFunc(func(ev Event) {
+		line := map[string]any{"event": ev.Kind()}
+		switch ev := ev.(type) {
+		case NoTargets:
+			line["stack"] = ev.Stack
+		case TuningStarted:
+			line["endpoint"], line["model"], line["alias"] = ev.Endpoint.Addr, ev.Target.Model, ev.Target.Alias
+		case NoCandidates:
+			line["endpoint"], line["model"], line["error"] = ev.Endpoint.Addr, ev.Target.Model, ev.Err.Error()
+		case AttemptMeasured:
+			line["endpoint"], line["model"], line["label"], line["model_tag"] = ev.Endpoint.Addr, ev.Target.Model, ev.Candidate.Label, ev.Candidate.ModelTag
+			line["num_gpu"], line["outcome"], line["error"] = ev.Candidate.NumGPU, ev.Sample.Outcome, ev.Sample.Error
+			line["metrics"], line["repeat_tps"], line["notes"] = ev.Metrics, ev.Sample.RepeatTPS, ev.Sample.Notes
+		case SweepStopped:
+			line["endpoint"], line["model"], line["reason"] = ev.Endpoint.Addr, ev.Target.Model, ev.Reason
+		case BestFound:
+			line["endpoint"], line["model"], line["model_tag"], line["num_gpu"] = ev.Endpoint.Addr, ev.Target.Model, ev.Best.ModelTag, ev.Best.NumGPU
+			line["best_tps"], line["baseline_tps"], line["default_is_best"] = ev.BestTPS, ev.BaselineTPS, ev.DefaultIsBest
+		case NoneWorked:
+			line["endpoint"], line["model"] = ev.Endpoint.Addr, ev.Target.Model
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(line)
+	})
+}

@@ -1,0 +1,112 @@
+// Package scripted is a stack driver for tests: no server, scripted rates.
+package scripted
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/stack"
+)
+
+// Driver is a driver whose server side is imaginary and whose client side replays scripted
+// decode rates: per candidate model tag, a queue of rates (0: the request fails with HTTP
+// 500). Every request reports 10 tokens whose server-side decode time gives exactly the
+// scripted rate. It lets the engine and the orchestration be tested in milliseconds, without
+// any real server.
+type Driver struct {
+	StackName  string
+	Models     []stack.Target
+	Rates      map[string][]float64
+	Cands      []stack.Candidate // nil: ng3 and ng2 at num_ctx 512
+	Published  bool              // Publish returns a "pub" candidate
+	SetupError error             // returned by Setup (e.g. stack.Unavailable(...))
+
+	mu       sync.Mutex
+	Calls    []string // model tags sent, in order
+	Prepared []string // model tags prepared, in order
+	Closed   bool
+}
+
+func (d *Driver) Name() string {
+	if d.StackName == "" {
+		return "scripted"
+	}
+	return d.StackName
+}
+
+func (d *Driver) Workload() stack.Workload {
+	return stack.Workload{Prompt: "scripted prompt", MaxTokens: 10, RunTS: "20250101_000000"}
+}
+
+func (d *Driver) Setup(context.Context, gpu.Selection) ([]stack.Endpoint, error) {
+	if d.SetupError != nil {
+		return nil, d.SetupError
+	}
+	return []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}}, nil
+}
+
+func (d *Driver) Close(context.Context) {
+	d.mu.Lock()
+	d.Closed = true
+	d.mu.Unlock()
+}
+
+func (d *Driver) Targets(context.Context) ([]stack.Target, error) {
+	if d.Models == nil {
+		return []stack.Target{{Model: "m:1", Alias: "m-1"}}, nil
+	}
+	return d.Models, nil
+}
+
+func (d *Driver) Baseline(context.Context, stack.Endpoint, stack.Target) (stack.Candidate, error) {
+	return stack.Candidate{Label: stack.LabelBaseline, ModelTag: "base", NumGPU: "default", NumCtx: "512", Batch: "default", NumPredict: "10"}, nil
+}
+
+func (d *Driver) Candidates(context.Context, stack.Endpoint, stack.Target) ([]stack.Candidate, error) {
+	if d.Cands != nil {
+		return d.Cands, nil
+	}
+	return []stack.Candidate{
+		{Label: stack.LabelOptimized, ModelTag: "ng3", NumGPU: "3", NumCtx: "512", NumPredict: "10"},
+		{Label: stack.LabelOptimized, ModelTag: "ng2", NumGPU: "2", NumCtx: "512", NumPredict: "10"},
+	}, nil
+}
+
+func (d *Driver) Prepare(_ context.Context, _ stack.Endpoint, _ stack.Target, c stack.Candidate) (stack.Prepared, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Prepared = append(d.Prepared, c.ModelTag)
+	return stack.Prepared{Settings: map[string]string{"prepared": "yes"}}, nil
+}
+
+func (d *Driver) Send(_ context.Context, _ stack.Endpoint, _ stack.Target, c stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	d.mu.Lock()
+	d.Calls = append(d.Calls, c.ModelTag)
+	q := d.Rates[c.ModelTag]
+	if len(q) == 0 {
+		d.mu.Unlock()
+		return measure.ServerCounters{}, measure.Fail(measure.ErrOther, fmt.Errorf("no scripted rate left for %s", c.ModelTag))
+	}
+	r := q[0]
+	d.Rates[c.ModelTag] = q[1:]
+	d.mu.Unlock()
+	if r == 0 {
+		return measure.ServerCounters{}, measure.Fail(measure.ErrHTTP, fmt.Errorf("HTTP 500: boom"))
+	}
+	for range req.MaxTokens {
+		rec.Chunk(1)
+	}
+	// MaxTokens tokens in MaxTokens/r seconds: the server-reported rate is exactly r.
+	return measure.ServerCounters{OutputTokens: req.MaxTokens, DecodeDuration: time.Duration(float64(req.MaxTokens) / r * float64(time.Second))}, nil
+}
+
+func (d *Driver) Publish(_ context.Context, _ stack.Endpoint, _ stack.Target, best stack.Candidate) (stack.Candidate, bool) {
+	if !d.Published {
+		return stack.Candidate{}, false
+	}
+	return stack.Candidate{Label: stack.LabelPublished, ModelTag: "pub", NumGPU: best.NumGPU}, true
+}
