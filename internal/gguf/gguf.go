@@ -1,5 +1,8 @@
 // Package gguf reads and writes GGUF v3 files (the llama.cpp / Ollama model format)
 // and synthesises llama-architecture models with random weights for benchmarks.
+// TokenTraffic and BytesPerToken compute from a file's tensor directory the weight
+// bytes a decoder reads per generated token, the denominator of the
+// memory-bandwidth roofline (see Traffic for what counts).
 //
 // File layout (little-endian throughout):
 //
