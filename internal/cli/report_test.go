@@ -13,17 +13,14 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
-const reportFixtures = "../../../shared/fixtures/original"
-
+// reportFixture is a file of the original system in testdata/original (testdata/SOURCES.md);
+// a missing one fails the test.
 func reportFixture(t *testing.T, name string) string {
 	t.Helper()
-	p := filepath.Join(reportFixtures, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture %s not available (%v); it lives in the shared checkout beside the module", p, err)
-	}
-	return p
+	return testfixture.Original(t, name)
 }
 
 // reportEnv isolates the report knobs from the caller's environment: a repository root and

@@ -7,17 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
-const fixtures = "../../../shared/fixtures/original"
-
+// fixture is a file of the original system in testdata/original (testdata/SOURCES.md); a
+// missing one fails the test.
 func fixture(t *testing.T, name string) string {
 	t.Helper()
-	p := filepath.Join(fixtures, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture %s not available (%v); it lives in the shared checkout beside the module", p, err)
-	}
-	return p
+	return testfixture.Original(t, name)
 }
 
 func TestReadLegacy15FieldFixture(t *testing.T) {
