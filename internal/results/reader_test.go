@@ -1,6 +1,7 @@
 package results
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -140,8 +141,9 @@ func TestReadHeaderErrors(t *testing.T) {
 		"shifted.csv": "endpoint,ts,unit,suffix,base_model,variant_label,model_tag,num_gpu,num_ctx,batch,num_predict,tokens_per_sec,gpu_label,gpu_name,gpu_uuid,gpu_mem_mib\n",
 	} {
 		p := writeFile(t, name, content)
-		if _, _, err := ReadRunCSV(p); err == nil || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: err = %v, want an error naming the file", name, err)
+		var nr *NotRunCSVError
+		if _, _, err := ReadRunCSV(p); !errors.As(err, &nr) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: err = %v, want a *NotRunCSVError naming the file", name, err)
 		}
 	}
 	if _, _, err := ReadRunCSV(filepath.Join(t.TempDir(), "missing.csv")); err == nil {
