@@ -25,6 +25,21 @@ func Path(t testing.TB, elem ...string) string {
 	return p
 }
 
+// Repo returns <elem...> relative to the module root — a file committed outside testdata/,
+// such as the GPU results in results/gpu — failing the test when it does not exist.
+func Repo(t testing.TB, elem ...string) string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatalf("testfixture: %v", err)
+	}
+	p := filepath.Join(append([]string{root}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("committed file missing: %v", err)
+	}
+	return p
+}
+
 // Original returns testdata/original/<name>: a file of the original bash system.
 func Original(t testing.TB, name string) string {
 	t.Helper()
