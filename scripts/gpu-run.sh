@@ -12,7 +12,7 @@
 #      num_gpu 999) on a daemon pinned to the GPU, after a warm-up, and keeps the answer;
 #   5. runs `fuze stack @gpu-<model>.env ollama` per model (fuze starts its own test daemon
 #      pinned to the GPU by UUID and sweeps num_gpu over NG_PERCENT_SET, EXHAUSTIVE=1);
-#   6. runs the GPU test (internal/stack/ollama/gpu_test.go, build tag gpu) on every run JSONL;
+#   6. runs the GPU test (TestGPURun: internal/stack/ollama/gpu_test.go, build tag gpu) on every run JSONL;
 #   7. collects CSV, JSONL, transcripts, a summary table, nvidia-smi and versions into OUT.
 # Steps already done (binary in place, libraries built, models written or created) are skipped,
 # so a second run on the same machine only measures again.
@@ -479,10 +479,10 @@ EOF
   set +e
   if [[ -n "$GPU_TEST_BIN" ]]; then
     unpack "$GPU_TEST_BIN" "$WORK/ollama-gpu.test"
-    FUZE_GPU_RUN_JSONL="$joined" "$WORK/ollama-gpu.test" -test.run GPU -test.v -test.count=1 2>&1 | tee "$OUT_DIR/gpu-test.txt"
+    FUZE_GPU_RUN_JSONL="$joined" "$WORK/ollama-gpu.test" -test.run '^TestGPURun$' -test.v -test.count=1 2>&1 | tee "$OUT_DIR/gpu-test.txt"
     trc=${PIPESTATUS[0]}
   elif command -v go >/dev/null; then
-    (cd "$root" && FUZE_GPU_RUN_JSONL="$joined" go test -count=1 -tags gpu ./internal/stack/ollama/ -run GPU -v) 2>&1 | tee "$OUT_DIR/gpu-test.txt"
+    (cd "$root" && FUZE_GPU_RUN_JSONL="$joined" go test -count=1 -tags gpu ./internal/stack/ollama/ -run '^TestGPURun$' -v) 2>&1 | tee "$OUT_DIR/gpu-test.txt"
     trc=${PIPESTATUS[0]}
   else
     echo "no go and no --test-bin: GPU test not run" | tee "$OUT_DIR/gpu-test.txt"; trc=0

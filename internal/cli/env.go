@@ -27,6 +27,8 @@ func newEnvCommand(s streams) *cobra.Command {
 
 type envGenerateFlags struct {
 	mode, include, host string
+	template, dest      string // one template into one directory, instead of --mode's
+	modeSet             bool
 	overwrite, dryRun   bool
 }
 
@@ -38,15 +40,21 @@ func newEnvGenerateCommand(s streams) *cobra.Command {
 		Long: `generate asks the Ollama daemon for its models (never fuze's own baked variants) and writes
 one env file per model into factory/LLM/refinery/stack/env/<mode>/ from the mode's template,
 with __MODEL_TAG__ replaced by the tag (regex metacharacters escaped). Existing files are kept
-unless --overwrite.`,
+unless --overwrite. --template FILE --dest DIR (the original generator's pair, given together)
+render one template into one directory instead of --mode's.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runEnvGenerate(cmd.Context(), s, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.modeSet = cmd.Flags().Changed("mode")
+			return runEnvGenerate(cmd.Context(), s, f)
+		},
 	}
 	cmd.Flags().StringVar(&f.mode, "mode", "both", "explore, preprod or both")
 	cmd.Flags().StringVar(&f.include, "include", "", "only models whose tag matches this regular expression")
 	cmd.Flags().StringVar(&f.host, "host", "", "Ollama daemon HOST:PORT (default 127.0.0.1:$PERSISTENT_PORT)")
 	cmd.Flags().BoolVar(&f.overwrite, "overwrite", false, "rewrite env files that exist")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "print what would be written")
+	cmd.Flags().StringVar(&f.template, "template", "", "render this template file (with --dest; instead of --mode's)")
+	cmd.Flags().StringVar(&f.dest, "dest", "", "write the env files into this directory (with --template)")
 	return cmd
 }
 
@@ -65,6 +73,13 @@ func runEnvGenerate(ctx context.Context, s streams, f envGenerateFlags) error {
 	if err != nil {
 		return err
 	}
+	custom := f.template != "" || f.dest != ""
+	switch {
+	case custom && (f.template == "" || f.dest == ""):
+		return usageErrorf("--template and --dest go together: give both or neither")
+	case custom && f.modeSet:
+		return usageErrorf("--mode chooses the templates; --template and --dest replace it: give one or the other")
+	}
 	var include *regexp.Regexp
 	if f.include != "" {
 		if include, err = regexp.Compile(f.include); err != nil {
@@ -78,6 +93,12 @@ func runEnvGenerate(ctx context.Context, s streams, f envGenerateFlags) error {
 	}
 	tags, err := baseModels(ctx, host, cfg)
 	if err != nil {
+		return err
+	}
+	if custom {
+		_, err := profile.Generate(s.out, tags, profile.GenerateOptions{
+			Template: f.template, Dest: f.dest, Include: include, Overwrite: f.overwrite, DryRun: f.dryRun,
+		})
 		return err
 	}
 	return generateProfiles(s, profile.Layout{Root: repoRoot()}, modes, tags, include, f.overwrite, f.dryRun)

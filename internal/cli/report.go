@@ -39,9 +39,15 @@ factory/LLM/refinery/benchmarks.csv (OUT_CSV) and rewrites the three best files 
 (benchmarks.best.csv by stack and model, .by_host_model.csv, .by_model.csv).
 
 The run CSVs are the arguments; without arguments, the newest run CSV of each stack in
---stacks (STACKS) found in LOG_DIR, or every one of them with --all. A (run CSV, model)
-already in the aggregate is not appended again, so collecting twice changes nothing.
-STACK_RE, MODEL_RE, HOST_RE and GPU_RE restrict the best files.`,
+--stacks (STACKS) found in LOG_DIR, or every one of them with --all (which also looks at the
+other *_bench_*.csv files there, such as the original's legacy llm_bench_*_ALL.csv). A (run
+CSV, model) already in the aggregate is not appended again, so collecting twice changes nothing.
+STACK_RE, MODEL_RE, HOST_RE and GPU_RE restrict the best files.
+
+A file that is not a run CSV with rows (empty, header only, another header such as the
+original's llm_bench_*_ALL.csv, a name that does not say the stack) is skipped with one
+warning line saying why; the others are collected. The exit status is 0 when at least one run
+CSV was collected and 1 when none was.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -105,10 +111,21 @@ func runCollect(s streams, f collectFlags, stacksSet bool, args []string) error 
 			}
 		}
 		if len(csvs) == 0 {
-			fmt.Fprintf(s.err, "! no run CSVs of %s in %s\n", strings.Join(names, ", "), logDir)
+			return fmt.Errorf("collect: nothing collected: no run CSVs of %s in %s", strings.Join(names, ", "), logDir)
+		}
+		if f.all {
+			// The original's glob took these too; Collect says why each is skipped.
+			stray, err := results.StrayBenchCSVs(logDir)
+			if err != nil {
+				return err
+			}
+			csvs = append(csvs, stray...)
 		}
 	}
-	_, err = collectInto(s, out, csvs, filters)
+	_, res, err := collectInto(s, out, csvs, filters)
+	if err == nil && res.Collected == 0 {
+		err = fmt.Errorf("collect: nothing collected: none of the %d CSV files is a run CSV with rows (each is named above with the reason)", len(csvs))
+	}
 	return err
 }
 
@@ -121,29 +138,39 @@ func collectRuns(s streams, root string, runCSVs []string) (aggPath string, err 
 	if err != nil {
 		return "", err
 	}
-	return collectInto(s, knobPath(cfg, "OUT_CSV", root), runCSVs, filters)
+	aggPath, _, err = collectInto(s, knobPath(cfg, "OUT_CSV", root), runCSVs, filters)
+	return aggPath, err
 }
 
-// collectInto is collect's work once the files are known.
-func collectInto(s streams, aggPath string, runCSVs []string, filters results.Filters) (string, error) {
-	added, warnings, err := results.Collect(aggPath, runCSVs, shortHostname())
+// collectInto is collect's work once the files are known. Files that are not run CSVs with
+// rows are skipped, one "! skipped FILE: why" line each. When runCSVs are given and none of
+// them is collected, the best files are not rewritten and nothing is printed to stdout (the
+// aggregate is only created, header only, when it did not exist).
+func collectInto(s streams, aggPath string, runCSVs []string, filters results.Filters) (string, results.CollectResult, error) {
+	res, warnings, err := results.Collect(aggPath, runCSVs, shortHostname())
 	printWarnings(s, warnings)
-	if err != nil {
-		return aggPath, err
+	for _, sk := range res.Skipped {
+		fmt.Fprintf(s.err, "! skipped %s\n", sk)
 	}
-	fmt.Fprintf(s.out, "Appended %d summaries to: %s\n", added, aggPath)
+	if err != nil {
+		return aggPath, res, err
+	}
+	if len(runCSVs) > 0 && res.Collected == 0 {
+		return aggPath, res, nil
+	}
+	fmt.Fprintf(s.out, "Appended %d summaries to: %s\n", res.Added, aggPath)
 	rows, warnings, err := results.ReadAggregate(aggPath)
 	printWarnings(s, warnings)
 	if err != nil {
-		return aggPath, err
+		return aggPath, res, err
 	}
 	paths, err := results.WriteBests(aggPath, rows, filters)
 	if err != nil {
-		return aggPath, err
+		return aggPath, res, err
 	}
 	giveToSudoUser(s, aggPath, paths.ByStackModel, paths.ByHostModel, paths.ByModel)
 	printBestPaths(s, paths)
-	return aggPath, nil
+	return aggPath, res, nil
 }
 
 func printBestPaths(s streams, p results.BestPaths) {

@@ -13,17 +13,14 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
-const reportFixtures = "../../../shared/fixtures/original"
-
+// reportFixture is a file of the original system in testdata/original (testdata/SOURCES.md);
+// a missing one fails the test.
 func reportFixture(t *testing.T, name string) string {
 	t.Helper()
-	p := filepath.Join(reportFixtures, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture %s not available (%v); it lives in the shared checkout beside the module", p, err)
-	}
-	return p
+	return testfixture.Original(t, name)
 }
 
 // reportEnv isolates the report knobs from the caller's environment: a repository root and
@@ -147,18 +144,88 @@ func TestCollectErrors(t *testing.T) {
 	if _, _, err := runReportCmd(t, newCollectCommand, filepath.Join(logDir, "ollama_bench_20250101_000000.csv")); err == nil || isUsage(err) {
 		t.Errorf("missing CSV: %v", err)
 	}
-	// Nothing in LOG_DIR: a warning, an aggregate with its header, success.
-	out, errOut, err := runReportCmd(t, newCollectCommand, "--out", filepath.Join(t.TempDir(), "b.csv"))
-	if err != nil || !strings.Contains(errOut, "no run CSVs") || !strings.Contains(out, "Appended 0 summaries") {
+	// Nothing in LOG_DIR: nothing collected, a failure saying so, nothing written.
+	empty := filepath.Join(t.TempDir(), "b.csv")
+	out, errOut, err := runReportCmd(t, newCollectCommand, "--out", empty)
+	if err == nil || isUsage(err) || !strings.Contains(err.Error(), "nothing collected: no run CSVs of ollama") || out != "" {
 		t.Errorf("empty LOG_DIR: %v\n%s\n%s", err, out, errOut)
 	}
+	if _, err := os.Stat(empty); err == nil {
+		t.Error("empty LOG_DIR: an aggregate was written")
+	}
 	// A destination that cannot be written (its parent is a file) fails with a message naming it.
+	copyFile(t, reportFixture(t, "ollama_bench_20250913_160342.csv"), filepath.Join(logDir, "ollama_bench_20250913_160342.csv"))
 	blocker := filepath.Join(t.TempDir(), "refinery")
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := runReportCmd(t, newCollectCommand, "--out", filepath.Join(blocker, "benchmarks.csv")); err == nil || !strings.Contains(err.Error(), blocker) {
 		t.Errorf("unwritable destination: %v", err)
+	}
+}
+
+// legacyAllHeader is the header of the original's 2025-09-12 llm_bench_*_ALL.csv files (the
+// spec's list of legacy formats); the ones in old logs hold nothing else.
+const legacyAllHeader = "host,timestamp,endpoint,gpu_name,gpu_uuid,label,model,num_gpu,endpoint_suffix,eval_count,eval_duration,tokens_per_sec\n"
+
+// TestCollectOldLogDir collects a logs folder as the original left it: a real run CSV, the
+// header-only llm_bench_*_ALL.csv and a CSV that is not a run CSV. The run is collected, each
+// other file is skipped with one warning line naming it and saying why, and the exit status
+// says whether anything was collected.
+func TestCollectOldLogDir(t *testing.T) {
+	root, logDir := reportEnv(t)
+	run := copyFile(t, reportFixture(t, "ollama_bench_20250913_160342.csv"), filepath.Join(logDir, "ollama_bench_20250913_160342.csv"))
+	legacy := filepath.Join(logDir, "llm_bench_20250912_101500_ALL.csv")
+	notes := filepath.Join(logDir, "notes.csv")
+	for p, content := range map[string]string{legacy: legacyAllHeader, notes: "model,comment\ngemma3,fast\n"} {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agg := filepath.Join(root, "factory", "LLM", "refinery", "benchmarks.csv")
+	skipLegacy := "! skipped " + legacy + ": not a run CSV: the original's legacy llm_bench_*_ALL.csv format (2025-09-12), whose columns fuze does not read (header only, no rows)\n"
+	skipNotes := "! skipped " + notes + `: not a run CSV: header "model,comment"`
+
+	// The files as arguments (what `fuze collect logs/*.csv` passes).
+	out, errOut, err := runReportCmd(t, newCollectCommand, legacy, notes, run)
+	if err != nil {
+		t.Fatalf("collect FILES: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "Appended 1 summaries to: "+agg+"\n") {
+		t.Errorf("stdout:\n%s", out)
+	}
+	if !strings.Contains(errOut, skipLegacy) || !strings.Contains(errOut, skipNotes) || strings.Count(errOut, "\n") != 2 {
+		t.Errorf("stderr, want exactly the two skip lines:\n%s", errOut)
+	}
+	if rows, _, err := results.ReadAggregate(agg); err != nil || len(rows) != 1 || rows[0].CSVFile != run {
+		t.Errorf("aggregate %+v, err %v", rows, err)
+	}
+
+	// The logs folder with --all: the legacy file is named and skipped (notes.csv is not
+	// benchmark output and is not looked at); the run is already in the aggregate.
+	out, errOut, err = runReportCmd(t, newCollectCommand, "--all")
+	if err != nil || !strings.Contains(out, "Appended 0 summaries") || errOut != skipLegacy {
+		t.Errorf("--all: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+
+	// Nothing but files that are not run CSVs: exit status 1, a message saying nothing was
+	// collected, the skip lines, and the aggregate and best files untouched.
+	before, _ := os.ReadFile(agg)
+	best := filepath.Join(filepath.Dir(agg), "benchmarks.best.csv")
+	bestBefore, _ := os.ReadFile(best)
+	var stdout, stderr bytes.Buffer
+	code := Main(t.Context(), []string{"collect", legacy, notes}, strings.NewReader(""), &stdout, &stderr)
+	if code != ExitFailure || stdout.Len() != 0 {
+		t.Errorf("nothing collected: exit %d, stdout %q", code, stdout.String())
+	}
+	if want := skipLegacy + skipNotes; !strings.HasPrefix(stderr.String(), want) ||
+		!strings.Contains(stderr.String(), "fuze: collect: nothing collected: none of the 2 CSV files is a run CSV with rows") {
+		t.Errorf("nothing collected: stderr:\n%s", stderr.String())
+	}
+	after, _ := os.ReadFile(agg)
+	bestAfter, _ := os.ReadFile(best)
+	if !bytes.Equal(before, after) || !bytes.Equal(bestBefore, bestAfter) {
+		t.Error("a collect that collected nothing changed the aggregate or the best file")
 	}
 }
 

@@ -11,17 +11,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
-// fixturesDir is the shared fixtures folder: the repository is cloned as
-// X/main with X/shared beside it.
-var fixturesDir = filepath.Join("..", "..", "..", "shared", "fixtures", "original")
-
+// fixtureFiles lists the original system's env files and templates in testdata/original
+// (testdata/SOURCES.md).
 func fixtureFiles(t testing.TB) []string {
 	t.Helper()
-	if _, err := os.Stat(fixturesDir); errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("fixtures dir %s does not exist (expected X/shared beside the X/main checkout)", fixturesDir)
-	}
+	fixturesDir := testfixture.OriginalDir(t)
 	var files []string
 	for _, pat := range []string{"*.env", "*.env.template"} {
 		m, err := filepath.Glob(filepath.Join(fixturesDir, pat))

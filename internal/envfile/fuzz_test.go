@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -12,13 +11,12 @@ import (
 // a plausible line, and that for every accepted file Write(assignments) parses
 // back to the same assignments (so Write can re-emit anything Parse accepts).
 func FuzzParse(f *testing.F) {
-	for _, pat := range []string{"*.env", "*.env.template"} {
-		paths, _ := filepath.Glob(filepath.Join(fixturesDir, pat))
-		for _, p := range paths {
-			if b, err := os.ReadFile(p); err == nil {
-				f.Add(b)
-			}
+	for _, p := range fixtureFiles(f) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(b)
 	}
 	for _, tc := range parseCases {
 		f.Add([]byte(tc.body))

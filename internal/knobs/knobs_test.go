@@ -8,12 +8,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
-const (
-	seedPath     = "../../../shared/seed/FuZe-LLM-Stack-Benchmarks.md"
-	specPath     = "../../../shared/spec/original-behaviour.md"
-	fixturesPath = "../../../shared/fixtures/original"
+// The documents and env files of the original system, in testdata/ (testdata/SOURCES.md): the
+// seed README, an excerpt of the spec holding every line that quotes a knob, and the fixtures.
+var (
+	seedPath = []string{"seed", "FuZe-LLM-Stack-Benchmarks.md"}
+	specPath = []string{"spec", "original-behaviour.excerpt.md"}
 )
 
 // singleWordKnobs are knob names without an underscore; any other single
@@ -49,9 +52,6 @@ var (
 func backtickedKnobNames(t *testing.T, path string) []string {
 	t.Helper()
 	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		t.Skipf("%s is missing (the shared seed/spec is not checked out next to this repository); nothing to compare against", path)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +91,9 @@ func checkRegistered(t *testing.T, path string, names []string, min int) {
 }
 
 func TestSeedKnobsRegistered(t *testing.T) {
-	names := backtickedKnobNames(t, seedPath)
-	checkRegistered(t, seedPath, names, 30)
+	seed := testfixture.Path(t, seedPath...)
+	names := backtickedKnobNames(t, seed)
+	checkRegistered(t, seed, names, 30)
 	// Spot-check the extraction itself.
 	for _, want := range []string{"BENCH_NUM_CTX", "NG_PERCENT_SET", "VLLM_MODEL_<alias>", "LLAMACPP_PATH_<alias>", "DTYPE", "EXHAUSTIVE"} {
 		if !slices.Contains(names, want) {
@@ -102,10 +103,12 @@ func TestSeedKnobsRegistered(t *testing.T) {
 }
 
 func TestSpecKnobsRegistered(t *testing.T) {
-	checkRegistered(t, specPath, backtickedKnobNames(t, specPath), 80)
+	spec := testfixture.Path(t, specPath...)
+	checkRegistered(t, spec, backtickedKnobNames(t, spec), 80)
 }
 
 func TestFixtureKeysRegistered(t *testing.T) {
+	fixturesPath := testfixture.OriginalDir(t)
 	var files []string
 	for _, pat := range []string{"*.env", "*.env.template"} {
 		m, err := filepath.Glob(filepath.Join(fixturesPath, pat))
@@ -115,9 +118,6 @@ func TestFixtureKeysRegistered(t *testing.T) {
 		files = append(files, m...)
 	}
 	if len(files) == 0 {
-		if _, err := os.Stat(fixturesPath); os.IsNotExist(err) {
-			t.Skipf("%s is missing; no fixture env files to check", fixturesPath)
-		}
 		t.Fatalf("no env files or templates in %s", fixturesPath)
 	}
 	assign := regexp.MustCompile(`^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\+?=`)

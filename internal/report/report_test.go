@@ -14,11 +14,10 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-const fixtureAggregate = "../../../shared/fixtures/original/benchmarks.csv"
 
 // golden compares got with testdata/name; -update rewrites it, a mismatch writes
 // testdata/name.got for diffing.
@@ -50,10 +49,8 @@ func golden(t *testing.T, name string, got []byte) {
 
 func fixtureRows(t *testing.T) []results.AggRow {
 	t.Helper()
-	if _, err := os.Stat(fixtureAggregate); err != nil {
-		t.Skipf("fixture %s not available (%v); it lives in the shared checkout beside the module", fixtureAggregate, err)
-	}
-	rows, warnings, err := results.ReadAggregate(fixtureAggregate)
+	// The original's aggregate (testdata/original/benchmarks.csv).
+	rows, warnings, err := results.ReadAggregate(testfixture.Original(t, "benchmarks.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,14 +94,25 @@ const (
 // without a run timestamp falls back to the first row's ts (or the file's modification time)
 // with a warning. csv_file is the absolute path. warnings are the reader's "file:line: …"
 // lines for rows that were skipped.
+//
+// A file that gives no aggregate row is a *NotRunCSVError saying why, checked in this order:
+// an empty file or another header (ReadRunCSV), no rows (header only) or no readable rows, a
+// name that does not say the stack.
 func SummarizeRun(csvPath, host string) ([]AggRow, []string, error) {
-	st, ok := StackFromFileName(csvPath)
-	if !ok {
-		return nil, nil, fmt.Errorf("results: %s: cannot tell the stack from the file name (want <ollama|vllm|llamacpp|triton>_bench_<YYYYmmdd_HHMMSS>.csv)", csvPath)
-	}
 	rows, warnings, err := ReadRunCSV(csvPath)
 	if err != nil {
 		return nil, warnings, err
+	}
+	if len(rows) == 0 {
+		reason := "header only, no rows"
+		if len(warnings) > 0 {
+			reason = fmt.Sprintf("no readable rows (%d skipped)", len(warnings))
+		}
+		return nil, warnings, &NotRunCSVError{Path: csvPath, Reason: reason}
+	}
+	st, ok := StackFromFileName(csvPath)
+	if !ok {
+		return nil, warnings, &NotRunCSVError{Path: csvPath, Reason: "cannot tell the stack from the file name (want <ollama|vllm|llamacpp|triton>_bench_<YYYYmmdd_HHMMSS>.csv)"}
 	}
 	abs, err := filepath.Abs(csvPath)
 	if err != nil {
@@ -306,20 +317,30 @@ func parseAggRecord(rec []string) (AggRow, error) {
 	}, nil
 }
 
+// CollectResult is what Collect did.
+type CollectResult struct {
+	Added     int      // aggregate rows appended
+	Collected int      // files read as run CSVs: their rows are in the aggregate now (added now or before)
+	Skipped   []string // one "FILE: why" per file that is not a run CSV with rows (see NotRunCSVError)
+}
+
 // Collect appends to the aggregate at aggPath one row per (run CSV, base model) of runCSVs,
 // skipping every (csv_file, model) already in the aggregate or already added by this call, so
 // collecting the same runs again changes nothing. A missing aggregate is created with the
 // header (also when there is nothing to add). Existing lines are kept byte for byte; rows
 // that cannot be read are reported and left in place.
 //
-// Nothing is written unless every run CSV could be read (rows skipped inside a run CSV are
-// warnings, not errors). The new file is written beside the old one and renamed over it, so
-// a crash leaves the old or the new aggregate, never a partial one. host is the host column.
-func Collect(aggPath string, runCSVs []string, host string) (added int, warnings []string, err error) {
+// A file that is not a run CSV with rows (empty, header only, another header such as the
+// original's legacy llm_bench_*_ALL.csv, a name that does not say the stack) is skipped and
+// listed in Skipped with the reason; the others are collected. Any other error (a file that
+// cannot be read, an aggregate that is not one) writes nothing. The new file is written beside
+// the old one and renamed over it, so a crash leaves the old or the new aggregate, never a
+// partial one. host is the host column.
+func Collect(aggPath string, runCSVs []string, host string) (res CollectResult, warnings []string, err error) {
 	old, err := os.ReadFile(aggPath)
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, nil, fmt.Errorf("results: %w", err)
+		return res, nil, fmt.Errorf("results: %w", err)
 	}
 	var existing []AggRow
 	if exists {
@@ -327,7 +348,7 @@ func Collect(aggPath string, runCSVs []string, host string) (added int, warnings
 		existing, _, w, err = parseAggregate(aggPath, old)
 		warnings = append(warnings, w...)
 		if err != nil {
-			return 0, warnings, err
+			return res, warnings, err
 		}
 	}
 	seen := map[string]bool{}
@@ -338,9 +359,15 @@ func Collect(aggPath string, runCSVs []string, host string) (added int, warnings
 	for _, p := range runCSVs {
 		rows, w, err := SummarizeRun(p, host)
 		warnings = append(warnings, w...)
-		if err != nil {
-			return 0, warnings, err
+		var notRun *NotRunCSVError
+		if errors.As(err, &notRun) {
+			res.Skipped = append(res.Skipped, notRun.Path+": "+notRun.Reason)
+			continue
 		}
+		if err != nil {
+			return CollectResult{}, warnings, err
+		}
+		res.Collected++
 		for _, r := range rows {
 			k := aggKey(r.CSVFile, r.Model)
 			if seen[k] {
@@ -351,7 +378,7 @@ func Collect(aggPath string, runCSVs []string, host string) (added int, warnings
 		}
 	}
 	if exists && len(fresh) == 0 {
-		return 0, warnings, nil
+		return res, warnings, nil
 	}
 
 	var buf bytes.Buffer
@@ -366,20 +393,21 @@ func Collect(aggPath string, runCSVs []string, host string) (added int, warnings
 	cw := csv.NewWriter(&buf)
 	for _, r := range fresh {
 		if err := cw.Write(r.Fields()); err != nil {
-			return 0, warnings, fmt.Errorf("results: %w", err)
+			return CollectResult{}, warnings, fmt.Errorf("results: %w", err)
 		}
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
-		return 0, warnings, fmt.Errorf("results: %w", err)
+		return CollectResult{}, warnings, fmt.Errorf("results: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(aggPath), 0o755); err != nil {
-		return 0, warnings, fmt.Errorf("results: %w", err)
+		return CollectResult{}, warnings, fmt.Errorf("results: %w", err)
 	}
 	if err := WriteFileAtomic(aggPath, buf.Bytes(), 0o644); err != nil {
-		return 0, warnings, err
+		return CollectResult{}, warnings, err
 	}
-	return len(fresh), warnings, nil
+	res.Added = len(fresh)
+	return res, warnings, nil
 }
 
 // WriteFileAtomic replaces path with data: it writes a temporary file in the same directory,
@@ -488,5 +516,28 @@ func FindRunCSVs(logDir, stack string) ([]string, error) {
 	for i, c := range cs {
 		out[i] = c.path
 	}
+	return out, nil
+}
+
+// StrayBenchCSVs lists, sorted, the CSVs in logDir that look like benchmark output
+// (*_bench_*.csv, the original's glob) but whose name says no known stack — the original's
+// legacy llm_bench_*_ALL.csv files among them. FindRunCSVs never returns them; collect --all
+// passes them to Collect, which skips each with a warning saying why.
+func StrayBenchCSVs(logDir string) ([]string, error) {
+	ents, err := os.ReadDir(logDir)
+	if err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".csv") || !strings.Contains(n, "_bench_") {
+			continue
+		}
+		if _, ok := StackFromFileName(n); !ok {
+			out = append(out, filepath.Join(logDir, n))
+		}
+	}
+	sort.Strings(out)
 	return out, nil
 }

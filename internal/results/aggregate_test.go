@@ -176,18 +176,18 @@ func TestCollectIdempotentAndAtomic(t *testing.T) {
 	runB := synthRunCSV(t, logDir, "llamacpp_bench_20250914_040000.csv")
 	agg := filepath.Join(t.TempDir(), "refinery", "benchmarks.csv")
 
-	added, _, err := Collect(agg, []string{runA}, "h")
-	if err != nil || added != 4 {
-		t.Fatalf("first collect: added %d, err %v", added, err)
+	res, _, err := Collect(agg, []string{runA}, "h")
+	if err != nil || res.Added != 4 || res.Collected != 1 || len(res.Skipped) != 0 {
+		t.Fatalf("first collect: %+v, err %v", res, err)
 	}
 	first, _ := os.ReadFile(agg)
 	if !strings.HasPrefix(string(first), strings.Join(AggHeader, ",")+"\n") {
 		t.Errorf("no header:\n%s", first)
 	}
 	// Again, and with the same file twice in one call: nothing changes.
-	added, _, err = Collect(agg, []string{runA, runA}, "h")
-	if err != nil || added != 0 {
-		t.Fatalf("second collect: added %d, err %v", added, err)
+	res, _, err = Collect(agg, []string{runA, runA}, "h")
+	if err != nil || res.Added != 0 || res.Collected != 2 {
+		t.Fatalf("second collect: %+v, err %v", res, err)
 	}
 	second, _ := os.ReadFile(agg)
 	if !bytes.Equal(first, second) {
@@ -197,14 +197,14 @@ func TestCollectIdempotentAndAtomic(t *testing.T) {
 	wd, _ := os.Getwd()
 	rel, err := filepath.Rel(wd, runA)
 	if err == nil {
-		if added, _, err = Collect(agg, []string{rel}, "h"); err != nil || added != 0 {
-			t.Errorf("relative path: added %d, err %v", added, err)
+		if res, _, err = Collect(agg, []string{rel}, "h"); err != nil || res.Added != 0 {
+			t.Errorf("relative path: %+v, err %v", res, err)
 		}
 	}
 	// New run: appended after the old lines, which stay byte for byte.
-	added, _, err = Collect(agg, []string{runA, runB}, "h")
-	if err != nil || added != 4 {
-		t.Fatalf("third collect: added %d, err %v", added, err)
+	res, _, err = Collect(agg, []string{runA, runB}, "h")
+	if err != nil || res.Added != 4 {
+		t.Fatalf("third collect: %+v, err %v", res, err)
 	}
 	third, _ := os.ReadFile(agg)
 	if !bytes.HasPrefix(third, first) || bytes.Count(third, []byte("\n")) != 9 {
@@ -245,9 +245,9 @@ func TestCollectIntoOriginalAggregate(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := synthRunCSV(t, dir, "ollama_bench_20250914_030047.csv")
-	added, warns, err := Collect(agg, []string{run}, "h")
-	if err != nil || added != 4 {
-		t.Fatalf("added %d err %v", added, err)
+	res, warns, err := Collect(agg, []string{run}, "h")
+	if err != nil || res.Added != 4 {
+		t.Fatalf("%+v err %v", res, err)
 	}
 	if len(warns) != 2 || !strings.Contains(warns[0], agg+":21:") || !strings.Contains(warns[1], run+":12:") {
 		t.Errorf("warnings %q", warns)
@@ -269,7 +269,7 @@ func TestCollectIntoOriginalAggregate(t *testing.T) {
 	}
 	// Nothing to collect into a missing aggregate: created with the header only.
 	empty := filepath.Join(t.TempDir(), "benchmarks.csv")
-	if added, _, err := Collect(empty, nil, "h"); err != nil || added != 0 {
+	if res, _, err := Collect(empty, nil, "h"); err != nil || res.Added != 0 || res.Collected != 0 {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(empty); string(b) != strings.Join(AggHeader, ",")+"\n" {

@@ -27,9 +27,9 @@ import (
 // read as local time; an empty ts gives a zero TS. Numeric fields may carry surrounding spaces
 // (the original wrote gpu_mem_mib as " 32607"); an empty gpu_mem_mib is 0.
 //
-// The header must be Header (a trailing empty header field is tolerated); anything else is an
-// error naming the file. A row that cannot be read (wrong width, bad ts, bad number) is skipped
-// with a warning "file:line: …"; it does not stop the read.
+// The header must be Header (a trailing empty header field is tolerated); an empty file or
+// another header is a *NotRunCSVError naming the file. A row that cannot be read (wrong width,
+// bad ts, bad number) is skipped with a warning "file:line: …"; it does not stop the read.
 func ReadRunCSV(path string) ([]Row, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -44,14 +44,20 @@ func ReadRunCSV(path string) ([]Row, []string, error) {
 
 	head, err := r.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("results: %s: empty file, no header", path)
+		return nil, nil, &NotRunCSVError{Path: path, Reason: "empty file, no header"}
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("results: %s: header: %w", path, err)
 	}
 	if !isRunHeader(head) {
-		return nil, nil, fmt.Errorf("results: %s: not a run CSV: header %q, want %q",
-			path, strings.Join(head, ","), strings.Join(Header, ","))
+		reason := fmt.Sprintf("not a run CSV: header %q, want %q", strings.Join(head, ","), strings.Join(Header, ","))
+		if matchesHeader(head, LegacyAllHeader) {
+			reason = "not a run CSV: the original's legacy llm_bench_*_ALL.csv format (2025-09-12), whose columns fuze does not read"
+		}
+		if _, err := r.Read(); errors.Is(err, io.EOF) {
+			reason += " (header only, no rows)"
+		}
+		return nil, nil, &NotRunCSVError{Path: path, Reason: reason}
 	}
 
 	var rows []Row
@@ -79,6 +85,23 @@ func ReadRunCSV(path string) ([]Row, []string, error) {
 	}
 	return rows, warnings, nil
 }
+
+// LegacyAllHeader is the header of the original's 2025-09-12 llm_bench_*_ALL.csv files, found
+// in old logs (often with no rows). They are not run CSVs: collect skips them with a warning.
+var LegacyAllHeader = []string{
+	"host", "timestamp", "endpoint", "gpu_name", "gpu_uuid", "label", "model", "num_gpu",
+	"endpoint_suffix", "eval_count", "eval_duration", "tokens_per_sec",
+}
+
+// NotRunCSVError says why a file is not a run CSV that can be collected: it is empty, has
+// another header, holds no rows, or its name does not say the stack. Collect skips such files
+// with a warning instead of failing; errors reading a file are other errors.
+type NotRunCSVError struct {
+	Path   string
+	Reason string
+}
+
+func (e *NotRunCSVError) Error() string { return fmt.Sprintf("results: %s: %s", e.Path, e.Reason) }
 
 func isRunHeader(h []string) bool { return matchesHeader(h, Header) }
 

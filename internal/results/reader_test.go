@@ -1,23 +1,22 @@
 package results
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
-const fixtures = "../../../shared/fixtures/original"
-
+// fixture is a file of the original system in testdata/original (testdata/SOURCES.md); a
+// missing one fails the test.
 func fixture(t *testing.T, name string) string {
 	t.Helper()
-	p := filepath.Join(fixtures, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture %s not available (%v); it lives in the shared checkout beside the module", p, err)
-	}
-	return p
+	return testfixture.Original(t, name)
 }
 
 func TestReadLegacy15FieldFixture(t *testing.T) {
@@ -142,8 +141,9 @@ func TestReadHeaderErrors(t *testing.T) {
 		"shifted.csv": "endpoint,ts,unit,suffix,base_model,variant_label,model_tag,num_gpu,num_ctx,batch,num_predict,tokens_per_sec,gpu_label,gpu_name,gpu_uuid,gpu_mem_mib\n",
 	} {
 		p := writeFile(t, name, content)
-		if _, _, err := ReadRunCSV(p); err == nil || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: err = %v, want an error naming the file", name, err)
+		var nr *NotRunCSVError
+		if _, _, err := ReadRunCSV(p); !errors.As(err, &nr) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: err = %v, want a *NotRunCSVError naming the file", name, err)
 		}
 	}
 	if _, _, err := ReadRunCSV(filepath.Join(t.TempDir(), "missing.csv")); err == nil {
