@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
 
 // Header is the run CSV header, the seed's 16 columns in the seed's order.
@@ -98,39 +100,17 @@ func finite(v float64) float64 {
 	return v
 }
 
-// stacks lists the canonical stack names (as in the aggregate's stack column) and the prefix
-// of their run file names.
-var stacks = []struct{ name, prefix string }{
-	{"ollama", "ollama"},
-	{"vLLM", "vllm"},
-	{"llama.cpp", "llamacpp"},
-	{"Triton", "triton"},
-}
-
-// CanonicalStack maps a stack name in any case ("vllm", "VLLM", "llamacpp", "triton") to its
-// canonical spelling: ollama, vLLM, llama.cpp or Triton.
+// CanonicalStack maps a stack name as users write it ("vllm", "VLLM", "llamacpp", "triton")
+// to its canonical spelling (internal/stackname): ollama, vLLM, llama.cpp or Triton.
 func CanonicalStack(name string) (string, bool) {
-	n := strings.ToLower(strings.TrimSpace(name))
-	for _, s := range stacks {
-		if n == strings.ToLower(s.name) || n == s.prefix {
-			return s.name, true
-		}
-	}
-	return "", false
+	st, ok := stackname.Lookup(name)
+	return st.Name, ok
 }
 
 // FilePrefix is the run file prefix of a stack: ollama, vllm, llamacpp or triton.
 func FilePrefix(stack string) (string, bool) {
-	c, ok := CanonicalStack(stack)
-	if !ok {
-		return "", false
-	}
-	for _, s := range stacks {
-		if s.name == c {
-			return s.prefix, true
-		}
-	}
-	return "", false
+	st, ok := stackname.Lookup(stack)
+	return st.FilePrefix, ok
 }
 
 // runFileRE matches a run CSV base name: <prefix>_bench_<YYYYmmdd_HHMMSS>[_N].csv.
@@ -144,10 +124,10 @@ func StackFromFileName(name string) (string, bool) {
 	if !strings.HasSuffix(base, ".csv") {
 		return "", false
 	}
-	for _, s := range stacks {
-		p := s.prefix + "_bench_"
+	for _, s := range stackname.All() {
+		p := s.FilePrefix + "_bench_"
 		if strings.HasPrefix(base, p) && len(base) > len(p)+len(".csv") {
-			return s.name, true
+			return s.Name, true
 		}
 	}
 	return "", false
