@@ -212,6 +212,23 @@ func TestLlamaCppInstallNoGPU(t *testing.T) {
 	}
 }
 
+// nvcc outside PATH, under the CUDA prefix (NVIDIA's packages put it there): CMake is told.
+func TestLlamaCppInstallNVCCUnderCUDAHome(t *testing.T) {
+	f, h := installFake(t, true)
+	delete(f.Programs, "nvcc")
+	nvcc := filepath.Join(h.CUDAHome, "bin", "nvcc")
+	writeFile(t, nvcc, "")
+	var out bytes.Buffer
+	o := llamaOpts(t, h, &out)
+	o.DryRun = true
+	if err := LlamaCppInstall(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(planOf(out.String()), "\n"); !strings.Contains(p, "-DGGML_CUDA=ON -DCMAKE_CUDA_COMPILER="+nvcc+" -DLLAMA_CURL=OFF") {
+		t.Errorf("plan:\n%s", p)
+	}
+}
+
 // --cpu skips the GPU entirely: no nvidia-smi, no gpu-prepare, GGML_CUDA=OFF.
 func TestLlamaCppInstallCPUFlag(t *testing.T) {
 	f, h := installFake(t, true)
