@@ -167,6 +167,8 @@ func runStack(ctx context.Context, s streams, args []string) error {
 		return err
 	case sc.utility != "":
 		return runUtility(ctx, s, cfg, sc.utility, sc.args)
+	case sc.command == "install" && stackInstalls[sc.stack] != nil:
+		return stackInstalls[sc.stack](ctx, s, cfg, sc.args)
 	default:
 		return notBuilt(sc.stack + " " + sc.command)
 	}
