@@ -2,23 +2,21 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fuze-ai/fuze/internal/envfile"
+	"github.com/fuze-ai/fuze/internal/bench"
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/profile"
 	"github.com/fuze-ai/fuze/internal/results"
-	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
 
 type benchFlags struct {
@@ -53,18 +51,16 @@ LOG_DIR/wrapper_<TS>.log. A second bench on the same root fails fast.`,
 	return cmd
 }
 
-// allStacks is the default order, as the original discovered them.
-var allStacks = []string{"ollama", "llama.cpp", "vLLM", "Triton"}
-
 // parseStacks resolves --stack values and positional names to canonical stack names.
 func parseStacks(flagValues, positional []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	add := func(name string) error {
-		st, ok := stackAliases[name]
+		info, ok := stackname.Lookup(name)
 		if !ok {
-			return usageErrorf("unknown stack: %s (stacks: ollama, llama.cpp, vLLM, Triton)", name)
+			return usageErrorf("unknown stack: %s (stacks: %s)", name, stackname.List())
 		}
+		st := info.Name
 		if !seen[st] {
 			seen[st] = true
 			out = append(out, st)
@@ -84,7 +80,7 @@ func parseStacks(flagValues, positional []string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		out = allStacks
+		out = stackname.Names() // the original's discovery order
 	}
 	return out, nil
 }
@@ -105,7 +101,7 @@ func runBench(ctx context.Context, s streams, f benchFlags, positional []string)
 	}
 	root := repoRoot()
 	layout := profile.Layout{Root: root}
-	unlock, err := lockRoot(root)
+	unlock, err := bench.Lock(root)
 	if err != nil {
 		return err
 	}
@@ -129,11 +125,11 @@ func runBench(ctx context.Context, s streams, f benchFlags, positional []string)
 	}
 	defer transcript.Close()
 	s = streams{in: s.in, out: io.MultiWriter(s.out, transcript), err: io.MultiWriter(s.err, transcript)}
-	steps, err := newStepLog(s.err, filepath.Join(logDir, "wrapper_"+ts+".summary"), ts)
+	steps, err := bench.OpenSteps(s.err, filepath.Join(logDir, "wrapper_"+ts+".summary"), ts)
 	if err != nil {
 		return err
 	}
-	defer steps.close()
+	defer steps.Close()
 	if warning != "" {
 		fmt.Fprintf(s.err, "! %s\n", warning)
 	}
@@ -150,7 +146,7 @@ func runBench(ctx context.Context, s streams, f benchFlags, positional []string)
 	case "explore", "preprod":
 		mode := f.env
 		envRoot = layout.ModeDir(mode)
-		steps.run("env-prepare:"+mode, func() error {
+		steps.Run("env-prepare:"+mode, func() error {
 			host := "127.0.0.1:" + base.Get("PERSISTENT_PORT")
 			tags, err := baseModels(ctx, host, base)
 			if err != nil {
@@ -168,7 +164,7 @@ func runBench(ctx context.Context, s streams, f benchFlags, positional []string)
 		})
 	case "prod":
 		envRoot = layout.ModeDir("prod")
-		steps.run("env-prepare:prod", func() error {
+		steps.Run("env-prepare:prod", func() error {
 			_, err := profile.Promote(s.out, layout.ModeDir("preprod"), envRoot, nil)
 			return err
 		})
@@ -181,40 +177,20 @@ func runBench(ctx context.Context, s streams, f benchFlags, positional []string)
 		return usageErrorf("No env files matched. Use --env explore|preprod|prod or add .env files under factory/LLM/refinery/stack/env/*")
 	}
 
-	var runCSVs []string
-loop:
-	for _, path := range envFiles {
-		fmt.Fprintf(s.out, "== ENV: %s\n", filepath.Base(path))
-		file, err := envfile.ParseFile(path)
-		if err != nil {
-			return usageError{err}
-		}
-		cfg := knobs.Resolve(environ, knobs.Layer{Name: path, Vars: file.Map()})
-		for _, st := range stacks {
-			if ctx.Err() != nil {
-				break loop
-			}
-			steps.run(st+":"+strings.TrimSuffix(filepath.Base(path), ".env")+":benchmark", func() error {
-				if err := cfg.Validate(); err != nil {
-					return err
-				}
-				run, ok := stackBenchmarks[st]
-				if !ok {
-					return notBuilt(st + " benchmark")
-				}
-				csvPath, err := run(ctx, s, cfg)
-				if csvPath != "" {
-					runCSVs = append(runCSVs, csvPath)
-				}
-				return err
-			})
-		}
+	runCSVs, err := bench.Run(ctx, steps, s.out, bench.Plan{
+		EnvFiles: envFiles, Stacks: stacks, Environ: environ,
+		RunStack: func(ctx context.Context, cfg *knobs.Config, st string) (string, error) {
+			return bench.RunStack(ctx, s.out, s.err, cfg, root, st)
+		},
+	})
+	if err != nil {
+		return err
 	}
 
 	// Whatever was measured is collected, also after Ctrl-C or failed steps.
 	if len(runCSVs) > 0 {
 		var aggPath string
-		steps.run("collect", func() error {
+		steps.Run("collect", func() error {
 			var err error
 			aggPath, err = collectRuns(s, root, runCSVs)
 			return err
@@ -236,89 +212,12 @@ loop:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if steps.failed > 0 {
-		return fmt.Errorf("%d of %d steps failed (see %s)", steps.failed, steps.total, steps.path)
+	if steps.Failed > 0 {
+		return fmt.Errorf("%d of %d steps failed (see %s)", steps.Failed, steps.Total, steps.Path)
 	}
-	if steps.unavailable > 0 {
-		fmt.Fprintf(s.out, "! %d step(s) skipped: stack unavailable on this machine (reasons above)\n", steps.unavailable)
+	if steps.Unavailable > 0 {
+		fmt.Fprintf(s.out, "! %d step(s) skipped: stack unavailable on this machine (reasons above)\n", steps.Unavailable)
 	}
-	fmt.Fprintf(s.out, "✔ Wrapper complete. Summary: %s\n", steps.path)
+	fmt.Fprintf(s.out, "✔ Wrapper complete. Summary: %s\n", steps.Path)
 	return nil
-}
-
-// stepLog prints step start/end lines and records ts,step,rc,seconds rows.
-type stepLog struct {
-	log           io.Writer
-	file          *os.File
-	path, ts      string
-	failed, total int
-	unavailable   int
-}
-
-func newStepLog(log io.Writer, path, ts string) (*stepLog, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := fmt.Fprintln(f, "ts,step,rc,seconds"); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &stepLog{log: log, file: f, path: path, ts: ts}, nil
-}
-
-func (l *stepLog) run(name string, fn func() error) {
-	fmt.Fprintf(l.log, "== [%s]\n", name)
-	start := time.Now()
-	err := fn()
-	secs := int(time.Since(start).Round(time.Second).Seconds())
-	rc := 0
-	l.total++
-	var unavailable *stack.UnavailableError
-	if errors.As(err, &unavailable) {
-		// A stack this machine does not have: said, with the reason, but not a failure.
-		l.unavailable++
-		fmt.Fprintf(l.log, "- [%s] unavailable (%ds): %s\n", name, secs, oneLine(err.Error()))
-		fmt.Fprintf(l.file, "%s,%s,%d,%d\n", l.ts, name, rc, secs)
-		return
-	}
-	if err != nil {
-		rc = 1
-		if errors.Is(err, context.Canceled) {
-			rc = ExitInterrupted
-		}
-		l.failed++
-		fmt.Fprintf(l.log, "✖ [%s] rc=%d (%ds): %s\n", name, rc, secs, oneLine(err.Error()))
-	} else {
-		fmt.Fprintf(l.log, "✔ [%s] done (%ds)\n", name, secs)
-	}
-	fmt.Fprintf(l.file, "%s,%s,%d,%d\n", l.ts, name, rc, secs)
-}
-
-func (l *stepLog) close() { l.file.Close() }
-
-// lockRoot takes an exclusive lock on the root so that a second concurrent bench fails fast.
-// The kernel drops the lock when the process ends, however it ends.
-func lockRoot(root string) (func(), error) {
-	dir := filepath.Join(root, "factory", "LLM", "refinery")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("root %s is not writable: %w", root, err)
-	}
-	path := filepath.Join(dir, ".fuze-bench.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("root %s is not writable: %w", root, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		return nil, fmt.Errorf("another fuze bench is running on %s (lock %s held by pid %s)", root, path, strings.TrimSpace(string(holder)))
-	}
-	f.Truncate(0)
-	fmt.Fprintf(f, "%d\n", os.Getpid())
-	return func() {
-		f.Truncate(0)
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }

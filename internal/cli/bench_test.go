@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fuze-ai/fuze/internal/bench"
 	"github.com/fuze-ai/fuze/internal/ollamatest"
 	"github.com/fuze-ai/fuze/internal/results"
 )
@@ -135,7 +136,7 @@ func TestBenchBadInput(t *testing.T) {
 
 func TestBenchLockFailsFast(t *testing.T) {
 	root := t.TempDir()
-	unlock, err := lockRoot(root)
+	unlock, err := bench.Lock(root)
 	if err != nil {
 		t.Fatal(err)
 	}

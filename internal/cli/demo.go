@@ -13,11 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fuze-ai/fuze/internal/bench"
 	"github.com/fuze-ai/fuze/internal/envfile"
 	"github.com/fuze-ai/fuze/internal/gguf"
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/ollamaapi"
 	"github.com/fuze-ai/fuze/internal/server"
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
 
 type demoFlags struct {
@@ -50,7 +52,7 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 	if f.ollamaBin == "" {
 		f.ollamaBin = "ollama"
 	}
-	bin, err := lookPath(f.ollamaBin)
+	bin, err := server.LookPath(f.ollamaBin)
 	if err != nil {
 		return fmt.Errorf("demo needs an ollama binary: %v (run `make demo`, which builds one)", err)
 	}
@@ -136,7 +138,7 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 		return err
 	}
 	fmt.Fprintf(s.err, "== profile %s (from %s)\n", envPath, f.template)
-	_, err = runOllamaBenchmark(ctx, s, cfg)
+	_, err = bench.RunStack(ctx, s.out, s.err, cfg, repoRoot(), stackname.Ollama)
 	return err
 }
 

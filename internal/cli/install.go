@@ -11,14 +11,6 @@ import (
 	"github.com/fuze-ai/fuze/internal/sysprep"
 )
 
-// stackInstalls are `fuze stack [@env] <stack> install [flags]` of the stacks other than
-// Ollama (whose install is runOllamaSystem): each parses its own flags from args.
-var stackInstalls = map[string]func(context.Context, streams, *knobs.Config, []string) error{
-	"llama.cpp": runLlamaCppInstall,
-	"vLLM":      runVLLMInstall,
-	"Triton":    runTritonInstall,
-}
-
 // runLlamaCppInstall is `fuze stack [@env] llama.cpp install [--cpu] [--dry-run]`.
 func runLlamaCppInstall(ctx context.Context, s streams, cfg *knobs.Config, args []string) error {
 	return runSubcommand(ctx, s, llamaCppInstallCommand(s, cfg), args)

@@ -58,7 +58,7 @@ func runOllamaManage(ctx context.Context, s streams, cfg *knobs.Config, command 
 	case "export-gguf":
 		cmd = newExportGGUFCommand(s, get)
 	default:
-		return notBuilt("ollama " + command)
+		return usageErrorf("unknown ollama command: %s", command)
 	}
 	cmd.SetArgs(args)
 	cmd.SetIn(s.in)

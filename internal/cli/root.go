@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fuze-ai/fuze/internal/knobs"
+	_ "github.com/fuze-ai/fuze/internal/stack/all" // every stack driver registers itself
 )
 
 // Version is set at build time with -ldflags "-X github.com/fuze-ai/fuze/internal/cli.Version=...".
@@ -58,10 +61,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	fmt.Fprintf(stderr, "fuze: %s\n", oneLine(err.Error()))
 	var ue usageError
+	var ie *knobs.InvalidError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.As(err, &ue), isCobraUsageError(err):
+	case errors.As(err, &ue), errors.As(err, &ie), isCobraUsageError(err):
 		return ExitUsage
 	default:
 		return ExitFailure

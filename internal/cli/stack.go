@@ -4,27 +4,61 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fuze-ai/fuze/internal/bench"
 	"github.com/fuze-ai/fuze/internal/envfile"
 	"github.com/fuze-ai/fuze/internal/knobs"
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
 
-// stackUsage is the `fuze stack` (ust.sh) synopsis, printed with usage errors.
-const stackUsage = `usage: fuze stack [@FILE.env|FILE.env]... <stack|utility> [command] [args...]
-
-stacks (default command: benchmark):
-  ollama|Ollama        benchmark|bench, install, service-cleanup (svc-clean), store-cleanup (store),
-                       export-gguf (export), cleanup-variants (variants)
-  vllm|vLLM|VLLM       benchmark|bench, install
-  llama.cpp|llamacpp|llama-cpp
-                       benchmark|bench, import-gguf (import-from-ollama, import), install
-  triton|Triton        benchmark|bench, install
-utilities:
+// stackUsage is the `fuze stack` (ust.sh) synopsis, printed with usage errors: the stacks
+// and their commands come from internal/stackname and stackExtras.
+func stackUsage() string {
+	var b strings.Builder
+	b.WriteString("usage: fuze stack [@FILE.env|FILE.env]... <stack|utility> [command] [args...]\n\nstacks (default command: benchmark):\n")
+	const indent = "                       "
+	for _, st := range stackname.All() {
+		cmds := []string{"benchmark|bench"}
+		for _, c := range stackExtras[st.Name] {
+			if len(c.aliases) > 0 {
+				cmds = append(cmds, c.name+" ("+strings.Join(c.aliases, ", ")+")")
+			} else {
+				cmds = append(cmds, c.name)
+			}
+		}
+		names := strings.Join(st.Aliases, "|")
+		if len(names) < len(indent)-2 {
+			fmt.Fprintf(&b, "  %-21s", names)
+		} else {
+			fmt.Fprintf(&b, "  %s\n%s", names, indent)
+		}
+		line := len(indent)
+		for i, c := range cmds {
+			if i > 0 {
+				b.WriteString(",")
+				line++
+				if line+len(c)+1 > 100 {
+					b.WriteString("\n" + indent)
+					line = len(indent)
+				} else {
+					b.WriteString(" ")
+					line++
+				}
+			}
+			b.WriteString(c)
+			line += len(c)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString(`utilities:
   gpu-prepare (gpu, gpu-setup), preflight (check, doctor), migrate-logs (logs, log-migrate),
-  clean (cleanup, clean-bench), analyze (analysis, summary)`
+  clean (cleanup, clean-bench), analyze (analysis, summary)`)
+	return b.String()
+}
 
 func newStackCommand(s streams) *cobra.Command {
 	return &cobra.Command{
@@ -35,7 +69,7 @@ func newStackCommand(s streams) *cobra.Command {
 Leading arguments that start with @ or end in .env are env files, parsed as data (never
 executed) and applied in order over the process environment: later files win.
 
-` + stackUsage,
+` + stackUsage(),
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
@@ -55,13 +89,6 @@ type stackCommand struct {
 	args     []string
 }
 
-var stackAliases = map[string]string{
-	"ollama": "ollama", "Ollama": "ollama",
-	"vllm": "vLLM", "vLLM": "vLLM", "VLLM": "vLLM",
-	"llama.cpp": "llama.cpp", "llamacpp": "llama.cpp", "llama-cpp": "llama.cpp",
-	"triton": "Triton", "Triton": "Triton",
-}
-
 var utilityAliases = map[string]string{
 	"gpu": "gpu-prepare", "gpu-prepare": "gpu-prepare", "gpu-setup": "gpu-prepare",
 	"preflight": "preflight", "check": "preflight", "doctor": "preflight",
@@ -70,20 +97,62 @@ var utilityAliases = map[string]string{
 	"analyze": "analyze", "analysis": "analyze", "summary": "analyze",
 }
 
-var stackCommands = map[string]map[string]string{
-	"ollama": {
-		"bench": "benchmark", "benchmark": "benchmark", "install": "install",
-		"service-cleanup": "service-cleanup", "svc-clean": "service-cleanup",
-		"store-cleanup": "store-cleanup", "store": "store-cleanup",
-		"export-gguf": "export-gguf", "export": "export-gguf",
-		"cleanup-variants": "cleanup-variants", "variants": "cleanup-variants",
-	},
-	"vLLM": {"bench": "benchmark", "benchmark": "benchmark", "install": "install"},
-	"llama.cpp": {
-		"bench": "benchmark", "benchmark": "benchmark", "install": "install",
-		"import-gguf": "import-gguf", "import-from-ollama": "import-gguf", "import": "import-gguf",
-	},
-	"Triton": {"bench": "benchmark", "benchmark": "benchmark", "install": "install"},
+// stackCmd is one command of a stack besides benchmark, which every registered stack has.
+type stackCmd struct {
+	name    string
+	aliases []string
+	run     func(ctx context.Context, s streams, cfg *knobs.Config, args []string) error
+}
+
+// stackExtras are the stacks' commands besides benchmark, by canonical stack name (set in
+// init: the Ollama commands themselves resolve aliases through it).
+var stackExtras map[string][]stackCmd
+
+func init() { stackExtras = stackCommandTable() }
+
+func stackCommandTable() map[string][]stackCmd {
+	return map[string][]stackCmd{
+		stackname.Ollama: {
+			{name: "install", run: ollamaSystemCommand("install")},
+			{name: "service-cleanup", aliases: []string{"svc-clean"}, run: ollamaSystemCommand("service-cleanup")},
+			{name: "store-cleanup", aliases: []string{"store"}, run: ollamaManageCommand("store-cleanup")},
+			{name: "export-gguf", aliases: []string{"export"}, run: ollamaManageCommand("export-gguf")},
+			{name: "cleanup-variants", aliases: []string{"variants"}, run: ollamaManageCommand("cleanup-variants")},
+		},
+		stackname.LlamaCpp: {
+			// The original's llama.cpp import and Ollama export were one script.
+			{name: "import-gguf", aliases: []string{"import-from-ollama", "import"}, run: ollamaManageCommand("export-gguf")},
+			{name: "install", run: runLlamaCppInstall},
+		},
+		stackname.VLLM:   {{name: "install", run: runVLLMInstall}},
+		stackname.Triton: {{name: "install", run: runTritonInstall}},
+	}
+}
+
+func ollamaManageCommand(command string) func(context.Context, streams, *knobs.Config, []string) error {
+	return func(ctx context.Context, s streams, cfg *knobs.Config, args []string) error {
+		return runOllamaManage(ctx, s, cfg, command, args)
+	}
+}
+
+func ollamaSystemCommand(command string) func(context.Context, streams, *knobs.Config, []string) error {
+	return func(ctx context.Context, s streams, cfg *knobs.Config, args []string) error {
+		_, err := runOllamaSystem(ctx, s, cfg, command, args)
+		return err
+	}
+}
+
+// findStackCommand resolves a command name or alias of a stack; "benchmark" for bench.
+func findStackCommand(st, name string) (stackCmd, bool) {
+	if name == "benchmark" || name == "bench" {
+		return stackCmd{name: "benchmark"}, true
+	}
+	for _, c := range stackExtras[st] {
+		if c.name == name || slices.Contains(c.aliases, name) {
+			return c, true
+		}
+	}
+	return stackCmd{}, false
 }
 
 // parseStackArgs splits ust.sh-style arguments.
@@ -100,17 +169,17 @@ func parseStackArgs(args []string) (stackCommand, error) {
 		sc.utility, sc.args = u, args[1:]
 		return sc, nil
 	}
-	st, ok := stackAliases[args[0]]
-	if !ok {
-		return sc, usageErrorf("unknown stack: %s (stacks: ollama, vLLM, llama.cpp, Triton; utilities: preflight, gpu-prepare, migrate-logs, clean, analyze)", args[0])
+	info, ok := stackname.Lookup(args[0])
+	if !ok || !slices.Contains(info.Aliases, args[0]) {
+		return sc, usageErrorf("unknown stack: %s (stacks: %s; utilities: preflight, gpu-prepare, migrate-logs, clean, analyze)", args[0], stackname.List())
 	}
-	sc.stack, sc.command, sc.args = st, "benchmark", args[1:]
+	sc.stack, sc.command, sc.args = info.Name, "benchmark", args[1:]
 	if len(args) > 1 {
-		c, ok := stackCommands[st][args[1]]
+		c, ok := findStackCommand(info.Name, args[1])
 		if !ok {
-			return sc, usageErrorf("unknown %s command: %s", st, args[1])
+			return sc, usageErrorf("unknown %s command: %s", info.Name, args[1])
 		}
-		sc.command, sc.args = c, args[2:]
+		sc.command, sc.args = c.name, args[2:]
 	}
 	return sc, nil
 }
@@ -154,36 +223,13 @@ func runStack(ctx context.Context, s streams, args []string) error {
 		}
 	}
 	switch {
-	case sc.command == "benchmark" && stackBenchmarks[sc.stack] != nil:
-		_, err := stackBenchmarks[sc.stack](ctx, s, cfg)
-		return err
-	case sc.stack == "ollama" && (sc.command == "store-cleanup" || sc.command == "cleanup-variants" || sc.command == "export-gguf"):
-		return runOllamaManage(ctx, s, cfg, sc.command, sc.args)
-	case sc.stack == "llama.cpp" && sc.command == "import-gguf":
-		// The original's llama.cpp import and Ollama export were one script.
-		return runOllamaManage(ctx, s, cfg, "export-gguf", sc.args)
-	case sc.stack == "ollama" && (sc.command == "install" || sc.command == "service-cleanup"):
-		_, err := runOllamaSystem(ctx, s, cfg, sc.command, sc.args)
-		return err
 	case sc.utility != "":
 		return runUtility(ctx, s, cfg, sc.utility, sc.args)
-	case sc.command == "install" && stackInstalls[sc.stack] != nil:
-		return stackInstalls[sc.stack](ctx, s, cfg, sc.args)
+	case sc.command == "benchmark":
+		_, err := bench.RunStack(ctx, s.out, s.err, cfg, repoRoot(), sc.stack)
+		return err
 	default:
-		return notBuilt(sc.stack + " " + sc.command)
+		c, _ := findStackCommand(sc.stack, sc.command)
+		return c.run(ctx, s, cfg, sc.args)
 	}
-}
-
-// notBuilt reports a command of the original interface that this version does not do yet:
-// never a silent success.
-func notBuilt(what string) error {
-	return fmt.Errorf("%s is not implemented in this version of fuze yet", what)
-}
-
-// stackBenchmarks are the stacks' benchmark runs; each returns its run CSV's path.
-var stackBenchmarks = map[string]func(context.Context, streams, *knobs.Config) (string, error){
-	"ollama":    runOllamaBenchmark,
-	"llama.cpp": runLlamaCppBenchmark,
-	"vLLM":      runVLLMBenchmark,
-	"Triton":    runTritonBenchmark,
 }

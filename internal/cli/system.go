@@ -8,6 +8,7 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stackname"
 	"github.com/fuze-ai/fuze/internal/sysprep"
 )
 
@@ -55,8 +56,8 @@ func runUtility(ctx context.Context, s streams, cfg *knobs.Config, name string, 
 // runOllamaSystem runs `fuze stack [@env] ollama install|service-cleanup args...`; handled is
 // false for the other Ollama commands.
 func runOllamaSystem(ctx context.Context, s streams, cfg *knobs.Config, command string, args []string) (handled bool, err error) {
-	if canonical, ok := stackCommands["ollama"][command]; ok {
-		command = canonical
+	if c, ok := findStackCommand(stackname.Ollama, command); ok {
+		command = c.name
 	}
 	switch command {
 	case "install":

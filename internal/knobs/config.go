@@ -273,3 +273,17 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// InvalidError says a knob's value cannot be used (the user's input, exit status 2).
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Invalid marks err as caused by knob values (nil stays nil).
+func Invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &InvalidError{Err: err}
+}

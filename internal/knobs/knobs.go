@@ -36,6 +36,7 @@ package knobs
 
 import (
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/stackname"
 	"math"
 	"net"
 	"regexp"
@@ -68,17 +69,21 @@ func Kinds() []Kind {
 		KindPath, KindSeconds, KindHostPort}
 }
 
-// The stacks (and tools) a knob can affect.
+// The tools a knob can affect besides the stacks.
 const (
-	StackAll      = "all"
-	StackBench    = "bench"
-	StackOllama   = "ollama"
-	StackVLLM     = "vllm"
-	StackLlamaCpp = "llama.cpp"
-	StackTriton   = "triton"
-	StackEnv      = "env"
-	StackReport   = "report"
-	StackSystem   = "system"
+	StackAll    = "all"
+	StackBench  = "bench"
+	StackEnv    = "env"
+	StackReport = "report"
+	StackSystem = "system"
+)
+
+// The stacks' knob scopes, as spelled in internal/stackname.
+var (
+	StackOllama   = stackname.ByName(stackname.Ollama).KnobScope
+	StackVLLM     = stackname.ByName(stackname.VLLM).KnobScope
+	StackLlamaCpp = stackname.ByName(stackname.LlamaCpp).KnobScope
+	StackTriton   = stackname.ByName(stackname.Triton).KnobScope
 )
 
 // Stacks lists the values Knob.Stacks may hold, in documentation order.
@@ -90,19 +95,14 @@ func Stacks() []string {
 // ParseStack maps a stack name as users write it (ollama, Ollama, vLLM, VLLM,
 // llama.cpp, llamacpp, llama-cpp, Triton, bench, …) to one of Stacks.
 func ParseStack(s string) (string, bool) {
+	if st, ok := stackname.Lookup(s); ok {
+		return st.KnobScope, true
+	}
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "all":
 		return StackAll, true
 	case "bench", "benchmark", "orchestrator", "wrapper":
 		return StackBench, true
-	case "ollama":
-		return StackOllama, true
-	case "vllm":
-		return StackVLLM, true
-	case "llama.cpp", "llamacpp", "llama-cpp":
-		return StackLlamaCpp, true
-	case "triton":
-		return StackTriton, true
 	case "env", "generator", "generate-envs":
 		return StackEnv, true
 	case "report", "summary", "analyze":

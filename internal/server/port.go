@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -92,4 +93,15 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// LookPath resolves a binary given as a path (it must exist) or as a name on PATH.
+func LookPath(bin string) (string, error) {
+	if strings.ContainsRune(bin, '/') {
+		if _, err := os.Stat(bin); err != nil {
+			return "", err
+		}
+		return bin, nil
+	}
+	return exec.LookPath(bin)
 }

@@ -9,7 +9,11 @@
 // factory under the same name (stack.Register).
 package stackname
 
-import "strings"
+import (
+	"slices"
+	"strings"
+	"sync"
+)
 
 // Stack is one inference stack's names.
 type Stack struct {
@@ -36,13 +40,34 @@ var table = []Stack{
 	{Name: Triton, FilePrefix: "triton", KnobScope: "triton", Aliases: []string{"triton", "Triton"}},
 }
 
+// mu guards table against RegisterForTest.
+var mu sync.RWMutex
+
 // All returns every stack in the default run order.
-func All() []Stack { return append([]Stack(nil), table...) }
+func All() []Stack {
+	mu.RLock()
+	defer mu.RUnlock()
+	return slices.Clone(table)
+}
+
+// RegisterForTest appends a stack to the table for the duration of a test (a scripted stack
+// run through the CLI) and returns the function that removes it.
+func RegisterForTest(s Stack) (remove func()) {
+	mu.Lock()
+	table = append(table, s)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		table = slices.DeleteFunc(table, func(x Stack) bool { return x.Name == s.Name })
+	}
+}
 
 // Names returns the canonical names in the default run order.
 func Names() []string {
-	out := make([]string, len(table))
-	for i, s := range table {
+	all := All()
+	out := make([]string, len(all))
+	for i, s := range all {
 		out[i] = s.Name
 	}
 	return out
@@ -52,7 +77,7 @@ func Names() []string {
 // surrounding space.
 func Lookup(name string) (Stack, bool) {
 	n := strings.ToLower(strings.TrimSpace(name))
-	for _, s := range table {
+	for _, s := range All() {
 		if n == strings.ToLower(s.Name) || n == s.FilePrefix || n == s.KnobScope {
 			return s, true
 		}
@@ -68,7 +93,7 @@ func Lookup(name string) (Stack, bool) {
 // ByName returns the stack with canonical name n; it panics on a name not in the table (a
 // programming error, caught by any test that runs the code).
 func ByName(n string) Stack {
-	for _, s := range table {
+	for _, s := range All() {
 		if s.Name == n {
 			return s
 		}

@@ -1,4 +1,4 @@
-package cli
+package triton
 
 import (
 	"context"
@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/knobs"
+	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
-	"github.com/fuze-ai/fuze/internal/stack/triton"
+	"github.com/fuze-ai/fuze/internal/stackname"
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
+
+func init() { stack.Register(stack.Registration{Stack: stackname.Triton, New: newFromKnobs}) }
 
 // Readiness deadlines: the original's 30 s for servers that are already running; model
 // loading (TensorRT engines, vLLM weights) for servers fuze starts.
@@ -22,12 +25,12 @@ const (
 	tritonReadyStarted  = 10 * time.Minute
 )
 
-// tritonConfig maps the knobs onto the Triton driver's configuration. Besides the registered
+// ConfigFromKnobs maps the knobs onto the Triton driver's configuration. Besides the registered
 // knobs it reads TRITON_BACKEND (auto|vllm|tensorrtllm|llmapi|generic: the request flavour,
 // detected per model when unset), TRITON_READY_SECS (readiness deadline) and
 // TRITON_PERF_ANALYZER (perf_analyzer executable; default: perf_analyzer on PATH).
-func tritonConfig(cfg *knobs.Config, logDir, runTS string) (triton.Config, error) {
-	var c triton.Config
+func ConfigFromKnobs(cfg *knobs.Config, logDir, runTS string) (Config, error) {
+	var c Config
 	var errs []error
 	num := func(name string, least int) int {
 		v, err := cfg.Int(name)
@@ -54,10 +57,10 @@ func tritonConfig(cfg *knobs.Config, logDir, runTS string) (triton.Config, error
 	}
 	entries, err := cfg.List("TRITON_MODELS")
 	errs = append(errs, err)
-	c.Models, err = triton.ParseModels(entries)
+	c.Models, err = ParseModels(entries)
 	errs = append(errs, err)
 	c.StartCmd = strings.TrimSpace(cfg.Get("TRITON_START_CMD"))
-	c.Backend, err = triton.ParseFlavour(cfg.Get("TRITON_BACKEND"))
+	c.Backend, err = ParseFlavour(cfg.Get("TRITON_BACKEND"))
 	errs = append(errs, err)
 	c.Prompt = cfg.Get("PROMPT")
 	c.NumPredict = num("BENCH_NUM_PREDICT", 2) // one token has no decode interval
@@ -85,16 +88,16 @@ func tritonConfig(cfg *knobs.Config, logDir, runTS string) (triton.Config, error
 	c.DebugBench, err = cfg.Bool01("DEBUG_BENCH")
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
-		return c, usageError{err}
+		return c, knobs.Invalid(err)
 	}
 	pa := strings.TrimSpace(cfg.Get("TRITON_PERF_ANALYZER"))
 	if pa == "" {
 		pa = "perf_analyzer"
 	}
-	if p, err := lookPath(pa); err == nil {
+	if p, err := server.LookPath(pa); err == nil {
 		c.PerfAnalyzer = p
 	} else if cfg.IsSet("TRITON_PERF_ANALYZER") {
-		return c, usageErrorf("TRITON_PERF_ANALYZER=%q (from %s): %v", pa, cfg.Source("TRITON_PERF_ANALYZER"), err)
+		return c, knobs.Invalid(fmt.Errorf("TRITON_PERF_ANALYZER=%q (from %s): %v", pa, cfg.Source("TRITON_PERF_ANALYZER"), err))
 	}
 	c.LogDir = logDir
 	c.RunTS = runTS
@@ -102,38 +105,36 @@ func tritonConfig(cfg *knobs.Config, logDir, runTS string) (triton.Config, error
 	return c, nil
 }
 
-// runTritonBenchmark is `fuze stack [@env] Triton benchmark`: decode tokens/sec from the
-// generate extension's event stream per model and endpoint, plus perf_analyzer's
-// inferences/sec (JSONL and console only) when it is installed. Triton's settings live in
-// its model repository, so there is no sweep: one baseline row per model and endpoint.
-func runTritonBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (string, error) {
+// newFromKnobs is the stack's factory: decode tokens/sec from the generate extension's event
+// stream per model and endpoint, plus perf_analyzer's inferences/sec (JSONL and console only)
+// when it is installed. Triton's settings live in its model repository, so there is no
+// sweep: one baseline row per model and endpoint.
+func newFromKnobs(_ context.Context, cfg *knobs.Config, rc stack.RunContext, p sweep.Policy) (stack.Driver, sweep.Policy, error) {
 	cfg = cfg.WithStack(knobs.StackTriton)
-	return runStackBenchmark(ctx, s, cfg, "Triton", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Driver, sweep.Policy, error) {
-		tc, err := tritonConfig(cfg, rc.LogDir, rc.RunTS)
-		if err != nil {
-			return nil, p, err
-		}
-		var models []string
-		for _, m := range tc.Models {
-			models = append(models, m.Name+" (as "+m.Alias+")")
-		}
-		start := "none: the servers must already be running (TRITON_START_CMD unset)"
-		if tc.StartCmd != "" {
-			start = tc.StartCmd
-		}
-		pa := "not installed"
-		if tc.PerfAnalyzer != "" {
-			pa = fmt.Sprintf("%s (concurrency %d, batch %d, %d requests; reports inferences/sec)", tc.PerfAnalyzer, tc.Concurrency, tc.Batch, tc.RequestCount)
-		}
-		backend := "detected per model"
-		if tc.Backend != "" {
-			backend = string(tc.Backend) + " (TRITON_BACKEND)"
-		}
-		fmt.Fprintf(rc.Log, "Endpoints  : A %s, B %s\nModels     : %s\nStart      : %s\nFlavour    : %s\nGenerate   : %d tokens, temperature %g, timeout %s, readiness %s\nperf_anal. : %s\n",
-			tc.EndpointA, tritonOrNone(tc.EndpointB), strings.Join(models, ", "), start, backend,
-			tc.NumPredict, tc.Temperature, tc.RequestTimeout, tc.ReadyTimeout, pa)
-		return triton.New(tc, rc.Log), p, nil
-	})
+	tc, err := ConfigFromKnobs(cfg, rc.LogDir, rc.RunTS)
+	if err != nil {
+		return nil, p, err
+	}
+	var models []string
+	for _, m := range tc.Models {
+		models = append(models, m.Name+" (as "+m.Alias+")")
+	}
+	start := "none: the servers must already be running (TRITON_START_CMD unset)"
+	if tc.StartCmd != "" {
+		start = tc.StartCmd
+	}
+	pa := "not installed"
+	if tc.PerfAnalyzer != "" {
+		pa = fmt.Sprintf("%s (concurrency %d, batch %d, %d requests; reports inferences/sec)", tc.PerfAnalyzer, tc.Concurrency, tc.Batch, tc.RequestCount)
+	}
+	backend := "detected per model"
+	if tc.Backend != "" {
+		backend = string(tc.Backend) + " (TRITON_BACKEND)"
+	}
+	fmt.Fprintf(rc.Log, "Endpoints  : A %s, B %s\nModels     : %s\nStart      : %s\nFlavour    : %s\nGenerate   : %d tokens, temperature %g, timeout %s, readiness %s\nperf_anal. : %s\n",
+		tc.EndpointA, tritonOrNone(tc.EndpointB), strings.Join(models, ", "), start, backend,
+		tc.NumPredict, tc.Temperature, tc.RequestTimeout, tc.ReadyTimeout, pa)
+	return New(tc, rc.Log), p, nil
 }
 
 func tritonOrNone(s string) string {

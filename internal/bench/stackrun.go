@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -16,36 +16,39 @@ import (
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
 
-// runContext is what a stack's driver factory gets from the shared benchmark run.
-type runContext struct {
-	LogDir string
-	RunTS  string // YYYYmmdd_HHMMSS, in the names of the run's files
-	Log    io.Writer
-}
-
-// driverFactory builds a stack's driver from the knobs; it may adjust the shared policy.
-type driverFactory func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Driver, sweep.Policy, error)
-
-// runStackBenchmark is the benchmark run every stack shares: LOG_DIR, sweep policy, repeats,
+// RunStack is the benchmark run every stack shares: LOG_DIR, sweep policy, repeats,
 // GPU inventory and A/B selection, the run CSV + JSONL, the driver's servers (always stopped),
 // the engine, and the baseline-vs-best table. It returns the run CSV's path once it exists
 // (also with an error: rows measured before the error are on disk).
-func runStackBenchmark(ctx context.Context, s streams, cfg *knobs.Config, stackName string, newDriver driverFactory) (string, error) {
+func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, stackName string) (string, error) {
+	reg, ok := stack.Registered(stackName)
+	if !ok {
+		return "", fmt.Errorf("%s: no driver is linked into this fuze", stackName)
+	}
+	stackName = reg.Stack
 	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
 	if err != nil {
 		return "", err
 	}
 	if warning != "" {
-		fmt.Fprintf(s.err, "! %s\n", warning)
+		fmt.Fprintf(log, "! %s\n", warning)
 	}
 	now := time.Now()
-	rc := runContext{LogDir: logDir, RunTS: now.Format(results.RunTSLayout), Log: s.err}
+	rc := stack.RunContext{Root: root, LogDir: logDir, RunTS: now.Format(results.RunTSLayout), Log: log}
 	if v := cfg.Get("RUN_TS"); v != "" {
 		rc.RunTS = v
 	}
 	policy, repeat, err := sweepPolicy(cfg)
 	if err != nil {
 		return "", err
+	}
+	report := engine.TextReporter(log)
+	switch p := cfg.Get("PROGRESS"); p {
+	case "", "text":
+	case "json":
+		report = engine.JSONReporter(log)
+	default:
+		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", p, cfg.Source("PROGRESS")))
 	}
 	gpus, err := gpu.Inventory(ctx, nil)
 	if err != nil {
@@ -56,16 +59,16 @@ func runStackBenchmark(ctx context.Context, s streams, cfg *knobs.Config, stackN
 		return "", err
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(s.err, "! %s\n", w)
+		fmt.Fprintf(log, "! %s\n", w)
 	}
 	for _, g := range gpus {
-		fmt.Fprintf(s.err, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
+		fmt.Fprintf(log, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
 	}
 	if len(gpus) == 0 {
-		fmt.Fprintln(s.err, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
+		fmt.Fprintln(log, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
 	}
-	fmt.Fprintf(s.err, "== %s auto-tune + bench ==\n", stackName)
-	driver, policy, err := newDriver(cfg, rc, policy)
+	fmt.Fprintf(log, "== %s auto-tune + bench ==\n", stackName)
+	driver, policy, err := reg.New(ctx, cfg, rc, policy)
 	if err != nil {
 		return "", err
 	}
@@ -81,11 +84,11 @@ func runStackBenchmark(ctx context.Context, s streams, cfg *knobs.Config, stackN
 		return "", err
 	}
 	defer w.Close()
-	fmt.Fprintf(s.err, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
-	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Report: engine.TextReporter(s.err), Repeat: repeat}
+	fmt.Fprintf(log, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
+	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Report: report, Repeat: repeat}
 	outcomes, runErr := eng.Run(ctx)
-	printOutcomes(s.out, outcomes)
-	fmt.Fprintf(s.out, "CSV: %s\n", w.CSVPath())
+	printOutcomes(out, outcomes)
+	fmt.Fprintf(out, "CSV: %s\n", w.CSVPath())
 	return w.CSVPath(), runErr
 }
 
@@ -97,11 +100,11 @@ func sweepPolicy(cfg *knobs.Config) (sweep.Policy, int, error) {
 	repeat, err4 := cfg.Int("BENCH_REPEAT")
 	for _, err := range []error{err1, err2, err3, err4} {
 		if err != nil {
-			return sweep.Policy{}, 0, usageError{err}
+			return sweep.Policy{}, 0, knobs.Invalid(err)
 		}
 	}
 	if repeat < 1 {
-		return sweep.Policy{}, 0, usageErrorf("BENCH_REPEAT=%q (from %s): want an integer ≥ 1", cfg.Get("BENCH_REPEAT"), cfg.Source("BENCH_REPEAT"))
+		return sweep.Policy{}, 0, knobs.Invalid(fmt.Errorf("BENCH_REPEAT=%q (from %s): want an integer ≥ 1", cfg.Get("BENCH_REPEAT"), cfg.Source("BENCH_REPEAT")))
 	}
 	return sweep.Policy{Exhaustive: exhaustive, ZeroBreak: zeroBreak, NoImproveLimit: noImprove}, repeat, nil
 }

@@ -1,4 +1,4 @@
-package cli
+package ollama
 
 import (
 	"context"
@@ -7,19 +7,38 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
-	"github.com/fuze-ai/fuze/internal/stack/ollama"
+	"github.com/fuze-ai/fuze/internal/stackname"
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
 
-// ollamaConfig maps the knobs onto the Ollama driver's configuration.
-func ollamaConfig(cfg *knobs.Config, logDir, runTS string) (ollama.Config, error) {
-	var c ollama.Config
+func init() { stack.Register(stack.Registration{Stack: stackname.Ollama, New: newFromKnobs}) }
+
+// newFromKnobs is the stack's factory: the Ollama test daemons as systemd units where systemd
+// is usable, else as processes fuze supervises.
+func newFromKnobs(_ context.Context, cfg *knobs.Config, rc stack.RunContext, p sweep.Policy) (stack.Driver, sweep.Policy, error) {
+	oc, err := ConfigFromKnobs(cfg.WithStack(knobs.StackOllama), rc.LogDir, rc.RunTS)
+	if err != nil {
+		return nil, p, err
+	}
+	if !oc.FastMode {
+		// The original applied its guards to the runtime-option sweep only.
+		p.ZeroBreak, p.NoImproveLimit = 0, 0
+	}
+	if server.SystemdUsable() {
+		oc.Systemd = &server.Systemd{}
+	}
+	fmt.Fprintf(rc.Log, "Persistent : 127.0.0.1:%d\n", oc.PersistentPort)
+	return New(oc, rc.Log), p, nil
+}
+
+// ConfigFromKnobs maps the knobs onto the driver's configuration.
+func ConfigFromKnobs(cfg *knobs.Config, logDir, runTS string) (Config, error) {
+	var c Config
 	var errs []error
 	num := func(name string) int {
 		v, err := cfg.Int(name)
@@ -74,7 +93,7 @@ func ollamaConfig(cfg *knobs.Config, logDir, runTS string) (ollama.Config, error
 	c.Exclude, err = cfg.Regexp("EXCLUDE_MODELS")
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
-		return c, usageError{err}
+		return c, knobs.Invalid(err)
 	}
 	c.Bin = cfg.Get("OLLAMA_BIN")
 	if _, err := os.Stat(c.Bin); err != nil {
@@ -84,25 +103,6 @@ func ollamaConfig(cfg *knobs.Config, logDir, runTS string) (ollama.Config, error
 		}
 	}
 	return c, nil
-}
-
-// runOllamaBenchmark is `fuze stack [@env] ollama benchmark`.
-func runOllamaBenchmark(ctx context.Context, s streams, cfg *knobs.Config) (csvPath string, err error) {
-	return runStackBenchmark(ctx, s, cfg, "ollama", func(cfg *knobs.Config, rc runContext, p sweep.Policy) (stack.Driver, sweep.Policy, error) {
-		oc, err := ollamaConfig(cfg, rc.LogDir, rc.RunTS)
-		if err != nil {
-			return nil, p, err
-		}
-		if !oc.FastMode {
-			// The original applied its guards to the runtime-option sweep only.
-			p.ZeroBreak, p.NoImproveLimit = 0, 0
-		}
-		if server.SystemdUsable() {
-			oc.Systemd = &server.Systemd{}
-		}
-		fmt.Fprintf(rc.Log, "Persistent : 127.0.0.1:%d\n", oc.PersistentPort)
-		return ollama.New(oc, rc.Log), p, nil
-	})
 }
 
 // percentList reads a list of percentages in (0, 100].
@@ -120,15 +120,4 @@ func percentList(cfg *knobs.Config, name string) ([]float64, error) {
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-// lookPath resolves a binary given as a path or a name on PATH.
-func lookPath(bin string) (string, error) {
-	if strings.ContainsRune(bin, '/') {
-		if _, err := os.Stat(bin); err != nil {
-			return "", err
-		}
-		return bin, nil
-	}
-	return exec.LookPath(bin)
 }
