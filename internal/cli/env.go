@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/naming"
 	"os"
 	"regexp"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/ollamaapi"
 	"github.com/fuze-ai/fuze/internal/profile"
-	"github.com/fuze-ai/fuze/internal/stack"
 )
 
 func newEnvCommand(s streams) *cobra.Command {
@@ -134,7 +134,7 @@ func baseModels(ctx context.Context, host string, cfg *knobs.Config) ([]string, 
 	}
 	var tags []string
 	for _, m := range models {
-		if !stack.IsVariant(m.Name) {
+		if !naming.IsVariant(m.Name) {
 			tags = append(tags, m.Name)
 		}
 	}

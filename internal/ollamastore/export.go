@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/naming"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/envfile"
 	"github.com/fuze-ai/fuze/internal/gguf"
-	"github.com/fuze-ai/fuze/internal/stack"
 )
 
 // ExportOptions configures Export.
@@ -228,7 +228,7 @@ func filterReason(o ExportOptions, name string) string {
 		return "not matched by --include"
 	case o.Exclude != nil && o.Exclude.MatchString(name):
 		return "matched by --exclude"
-	case !o.KeepVariants && stack.IsVariant(name):
+	case !o.KeepVariants && naming.IsVariant(name):
 		return "baked variant"
 	case o.AutoFilter:
 		return autoFilterReason(name)

@@ -3,15 +3,14 @@ package ollamastore
 import (
 	"bufio"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/naming"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
-
-	"github.com/fuze-ai/fuze/internal/stack"
 )
 
-// VariantFilter selects baked variants for removal. Only names stack.IsVariant accepts
+// VariantFilter selects baked variants for removal. Only names naming.IsVariant accepts
 // (<alias>-<gpu label>-ng<N>[:tag]) are ever candidates: the filters narrow that set.
 type VariantFilter struct {
 	Match *regexp.Regexp // candidates must match (nil: every variant)
@@ -27,7 +26,7 @@ func Variants(names []string, f VariantFilter) []string {
 	var out []string
 	for _, n := range names {
 		switch {
-		case seen[n], !stack.IsVariant(n):
+		case seen[n], !naming.IsVariant(n):
 			continue
 		case f.Match != nil && !f.Match.MatchString(n):
 			continue

@@ -3,6 +3,7 @@ package report
 import (
 	"errors"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/naming"
 	"io"
 	"io/fs"
 	"regexp"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
-	"github.com/fuze-ai/fuze/internal/stack"
 )
 
 // Run is one run CSV to analyse, with the records of its JSONL when there is one.
@@ -270,12 +270,12 @@ func Analyze(runs []Run, opts AnalyzeOptions) Analysis {
 // countAndPick counts an attempt and keeps it as baseline or best when it is the fastest so far.
 func countAndPick(at *Attempt, nBase, nTuned *int, base, best **Attempt) {
 	switch at.Label {
-	case stack.LabelBaseline:
+	case naming.LabelBaseline:
 		*nBase++
 		if at.TPS > 0 && (*base == nil || at.TPS > (*base).TPS) {
 			*base = at
 		}
-	case stack.LabelOptimized, stack.LabelPublished:
+	case naming.LabelOptimized, naming.LabelPublished:
 		*nTuned++
 		if at.TPS > 0 && (*best == nil || at.TPS > (*best).TPS) {
 			*best = at
@@ -335,7 +335,7 @@ func matchRecords(run *Run) []*results.Record {
 func newAttempt(run *Run, r results.Row, rec *results.Record, opts AnalyzeOptions) Attempt {
 	at := Attempt{
 		Time: humanTS(r.TS), CSV: run.CSV, Stack: run.Stack, Endpoint: r.Endpoint,
-		GPULabel: r.GPULabel, Model: r.BaseModel, Alias: stack.Alias(r.BaseModel, opts.Prefix, opts.Suffix),
+		GPULabel: r.GPULabel, Model: r.BaseModel, Alias: naming.Alias(r.BaseModel, opts.Prefix, opts.Suffix),
 		Label: r.VariantLabel, ModelTag: r.ModelTag, NumGPU: r.NumGPU, TPS: round2(r.TokensPerSec),
 		Outcome: measure.OK,
 	}

@@ -3,11 +3,11 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/naming"
 	"io"
 	"sort"
 
 	"github.com/fuze-ai/fuze/internal/results"
-	"github.com/fuze-ai/fuze/internal/stack"
 )
 
 // SummaryOptions select the sections of a summary and how names are shown.
@@ -122,7 +122,7 @@ func summaryRow(r results.AggRow, opts SummaryOptions) SummaryRow {
 	}
 	return SummaryRow{
 		Time: HumanTime(r.RunTS), RunTS: r.RunTS,
-		Alias: stack.Alias(r.Model, opts.Prefix, opts.Suffix), Model: r.Model,
+		Alias: naming.Alias(r.Model, opts.Prefix, opts.Suffix), Model: r.Model,
 		Stack: r.Stack, Host: r.Host, Endpoint: ep, GPULabel: r.GPULabel, GPUName: r.GPUName,
 		NumGPU: r.NumGPU, OptimalVariant: r.OptimalVariant,
 		OptimalTPS: round2(r.OptimalTPS), BaselineTPS: round2(r.BaselineTPS),

@@ -8,7 +8,7 @@
 //   - one header line whose columns line up with every row: widths come from the data, text
 //     columns are left-aligned, number columns right-aligned, two spaces between columns;
 //   - an empty cell is "-";
-//   - model names go through stack.Alias (ALIAS_PREFIX + compacted tag + ALIAS_SUFFIX);
+//   - model names go through naming.Alias (ALIAS_PREFIX + compacted tag + ALIAS_SUFFIX);
 //   - ratios are optimized ÷ baseline as "1.23x", "-" without a working baseline;
 //   - times are "YYYY-mm-dd HH:MM:SS", from compact run timestamps and ISO ones alike;
 //   - rows are in a deterministic order.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/naming"
 )
 
 // Endpoint is one server slot pinned to one GPU, or to the CPU when GPU is nil.
@@ -89,11 +90,11 @@ func (c Candidate) SettingsMap() map[string]string {
 	return m
 }
 
-// Labels of the CSV variant_label column.
+// Labels of the CSV variant_label column (internal/naming).
 const (
-	LabelBaseline  = "base-as-is"
-	LabelOptimized = "optimized"
-	LabelPublished = "published"
+	LabelBaseline  = naming.LabelBaseline
+	LabelOptimized = naming.LabelOptimized
+	LabelPublished = naming.LabelPublished
 )
 
 // Planner decides what to measure.

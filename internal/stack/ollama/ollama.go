@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fuze-ai/fuze/internal/naming"
 	"io"
 	"net"
 	"os"
@@ -227,14 +228,14 @@ func (d *Driver) Targets(ctx context.Context) ([]stack.Target, error) {
 	for _, m := range models {
 		name := m.Name
 		switch {
-		case stack.IsVariant(name):
+		case naming.IsVariant(name):
 			continue
 		case d.cfg.Exclude != nil && d.cfg.Exclude.MatchString(name):
 			continue
 		case d.cfg.Include != nil && !d.cfg.Include.MatchString(name):
 			continue
 		}
-		out = append(out, stack.Target{Model: name, Alias: stack.Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix), WeightBytes: m.Size})
+		out = append(out, stack.Target{Model: name, Alias: naming.Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix), WeightBytes: m.Size})
 	}
 	if len(out) == 0 {
 		fmt.Fprintf(d.log, "! No base models discovered on %s — you may need to 'ollama pull <model>' there (INCLUDE_MODELS=%q EXCLUDE_MODELS=%q)\n",
@@ -284,7 +285,7 @@ func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Targ
 	for _, ng := range ngs {
 		tag := t.Model
 		if !d.cfg.FastMode {
-			tag = stack.VariantName(t.Alias, ep.GPULabel(), ng) + ":latest"
+			tag = naming.VariantName(t.Alias, ep.GPULabel(), ng) + ":latest"
 		}
 		out = append(out, d.candidate(stack.LabelOptimized, tag, itoa(ng)))
 	}
@@ -334,7 +335,7 @@ func (d *Driver) Publish(_ context.Context, ep stack.Endpoint, t stack.Target, b
 	if err != nil {
 		return stack.Candidate{}, false
 	}
-	return d.candidate(stack.LabelPublished, stack.VariantName(t.Alias, ep.GPULabel(), ng)+":latest", best.NumGPU), true
+	return d.candidate(stack.LabelPublished, naming.VariantName(t.Alias, ep.GPULabel(), ng)+":latest", best.NumGPU), true
 }
 
 // options are the runtime options of a request for candidate c.
@@ -353,7 +354,7 @@ func (d *Driver) options(c stack.Candidate, numPredict int) map[string]any {
 }
 
 func isBaked(c stack.Candidate) bool {
-	return c.Label == stack.LabelPublished || stack.IsVariant(c.ModelTag)
+	return c.Label == stack.LabelPublished || naming.IsVariant(c.ModelTag)
 }
 
 // Workload implements stack.Planner: PROMPT and BENCH_NUM_PREDICT.

@@ -3,6 +3,7 @@ package ollama_test
 import (
 	"bytes"
 	"context"
+	"github.com/fuze-ai/fuze/internal/naming"
 	"net"
 	"os"
 	"path/filepath"
@@ -193,7 +194,7 @@ func TestAlias(t *testing.T) {
 		{"qwen:7b-it-it", "", "", "qwen-7b-i-i"},
 		{"LLM-FuZe-gemma3:4b", "LLM-FuZe-", "", "LLM-FuZe-gemma3-4b"},
 	} {
-		if got := stack.Alias(tc.tag, tc.prefix, tc.suffix); got != tc.want {
+		if got := naming.Alias(tc.tag, tc.prefix, tc.suffix); got != tc.want {
 			t.Errorf("Alias(%q,%q,%q) = %q, want %q", tc.tag, tc.prefix, tc.suffix, got, tc.want)
 		}
 	}
@@ -205,7 +206,7 @@ func TestAlias(t *testing.T) {
 		"gemma3:4b-it-fp16":                                false,
 		"nvidia-nemotron:70b":                              false,
 	} {
-		if got := stack.IsVariant(name); got != want {
+		if got := naming.IsVariant(name); got != want {
 			t.Errorf("IsVariant(%q) = %v", name, got)
 		}
 	}

@@ -1,4 +1,7 @@
-package stack
+// Package naming holds the names fuze gives models and rows in files and summaries: the one
+// alias function, its baked-variant names, and the CSV variant labels. It imports nothing of
+// fuze's, so results, reports and the Ollama store can use it without the engine.
+package naming
 
 import (
 	"regexp"
@@ -42,3 +45,10 @@ func IsVariant(name string) bool { return variantName.MatchString(name) }
 func VariantName(alias, gpuLabel string, ng int) string {
 	return alias + "-" + gpuLabel + "-ng" + strconv.Itoa(ng)
 }
+
+// Labels of the CSV variant_label column.
+const (
+	LabelBaseline  = "base-as-is"
+	LabelOptimized = "optimized"
+	LabelPublished = "published"
+)
