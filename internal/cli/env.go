@@ -3,10 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/fuze-ai/fuze/internal/naming"
 	"os"
 	"regexp"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/naming"
 
 	"github.com/spf13/cobra"
 

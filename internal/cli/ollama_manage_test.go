@@ -6,13 +6,14 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"github.com/fuze-ai/fuze/internal/stack/llamacpp"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/stack/llamacpp"
 
 	"github.com/fuze-ai/fuze/internal/envfile"
 	"github.com/fuze-ai/fuze/internal/gguf"

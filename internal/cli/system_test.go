@@ -5,12 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/fuze-ai/fuze/internal/ollamatest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fuze-ai/fuze/internal/ollamatest"
 
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/sysprep"
