@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +97,45 @@ func TestRooflineShareAndMeasurementError(t *testing.T) {
 	if cpu.RooflineTPS != 0 {
 		t.Fatal("no roofline without a GPU")
 	}
+}
+
+// The console and the run CSV are what the engine wrote before drivers were split into
+// server and client sides and printing became events: testdata/*.golden were captured from
+// that engine (commit 1a9bfd6) on the same scripted run.
+func TestGoldenConsoleAndCSV(t *testing.T) {
+	d := &scripted.Driver{Published: true, Rates: map[string][]float64{
+		"base": {10, 30, 20}, "ng3": {50, 0, 40}, "ng2": {0, 0, 0}, "pub": {45, 44, 46},
+	}, Models: []stack.Target{{Model: "m:1", Alias: "m-1", WeightBytes: 1_000_000_000}}}
+	dir := t.TempDir()
+	fixed := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	w, err := results.CreateRun(dir, "ollama", fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	h100 := &gpu.GPU{Name: "NVIDIA H100 80GB HBM3", Label: "nvidia-h100-80gb", UUID: "GPU-1", MemoryMiB: 81559}
+	e := &Engine{Driver: d, Endpoints: []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc", GPU: h100}},
+		Policy: sweep.Policy{Exhaustive: true}, Writer: w, Report: TextReporter(&log), Repeat: 3,
+		Now: func() time.Time { return fixed }}
+	if _, err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	for _, c := range []struct{ got, golden string }{
+		{log.String(), "testdata/console.golden"},
+		{readFile(t, w.CSVPath()), "testdata/run.csv.golden"},
+	} {
+		if want := readFile(t, c.golden); c.got != want {
+			t.Errorf("%s differs:\n--- got\n%s--- want\n%s", c.golden, c.got, want)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
