@@ -17,9 +17,14 @@ import (
 // included); a longer one is an error, not unbounded memory.
 const maxStreamLine = 1 << 20
 
-// roundTrip answers every request with status and body, without a network.
+// spaces pads the first line of a body up to the stream's line limit.
+var spaces = bytes.Repeat([]byte{' '}, maxStreamLine+256)
+
+// roundTrip answers every request with status and pad spaces followed by body, without a
+// network.
 type roundTrip struct {
 	status int
+	pad    int
 	body   []byte
 }
 
@@ -27,7 +32,7 @@ func (rt roundTrip) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &http.Response{
 		StatusCode: rt.status, Status: http.StatusText(rt.status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:  http.Header{"Content-Type": {"application/x-ndjson"}},
-		Body:    io.NopCloser(bytes.NewReader(rt.body)),
+		Body:    io.NopCloser(io.MultiReader(bytes.NewReader(spaces[:rt.pad]), bytes.NewReader(rt.body))),
 		Request: req,
 	}, nil
 }
@@ -50,11 +55,11 @@ func FuzzGenerateStream(f *testing.F) {
 		if status%2 == 1 {
 			code = 400 + int(status/2)%200
 		}
+		pad := 0
 		if huge>>9 == 1 {
-			pad := bytes.Repeat([]byte{' '}, maxStreamLine-256+int(huge&511))
-			body = append(pad, body...)
+			pad = maxStreamLine - 256 + int(huge&511)
 		}
-		c := &Client{BaseURL: "http://ollama.invalid", HTTP: &http.Client{Transport: roundTrip{code, body}}}
+		c := &Client{BaseURL: "http://ollama.invalid", HTTP: &http.Client{Transport: roundTrip{code, pad, body}}}
 
 		var got []GenerateChunk
 		var last time.Time
@@ -74,7 +79,8 @@ func FuzzGenerateStream(f *testing.F) {
 			if !errors.As(err, &se) || se.StatusCode != code || len(got) != 0 {
 				t.Fatalf("HTTP %d: error %v, %d chunks; want a *StatusError and no chunks", code, err, len(got))
 			}
-			head := body[:min(len(body), 64<<10)]
+			head := append(spaces[:pad:pad], body...)
+			head = head[:min(len(head), 64<<10)]
 			want := strings.TrimSpace(string(head))
 			var e struct {
 				Error string `json:"error"`
@@ -92,9 +98,14 @@ func FuzzGenerateStream(f *testing.F) {
 		var want []GenerateChunk
 		var wantErr string
 		var wantFinal *GenerateChunk
+		// The padding only lengthens the first line: it is all spaces, which TrimSpace drops.
+		rawLines := ndjsonLines(body)
+		if pad > 0 && len(rawLines) == 0 {
+			rawLines = [][]byte{nil}
+		}
 	lines:
-		for _, raw := range ndjsonLines(body) {
-			if len(raw) >= maxStreamLine {
+		for i, raw := range rawLines {
+			if n := len(raw); n >= maxStreamLine || i == 0 && n+pad >= maxStreamLine {
 				wantErr = "reading stream"
 				break
 			}
