@@ -3,7 +3,7 @@ GO ?= go
 OLLAMA_VERSION ?= 0.17.4
 FUZE := bin/fuze
 
-.PHONY: all build test demo ollama deps vet clean
+.PHONY: all build test fuzz demo ollama deps vet clean
 
 all: build
 
@@ -28,6 +28,25 @@ vet:
 test: ollama vet
 	FUZE_TEST_OLLAMA="$$(OLLAMA_VERSION=$(OLLAMA_VERSION) scripts/ensure-ollama.sh)" FUZE_REQUIRE_OLLAMA=1 FUZE_REQUIRE_BUILD_TOOLS=1 \
 		$(GO) test -count=1 ./...
+
+# Each fuzz target for FUZZTIME, one after the other (package:target). Their seed corpora
+# (testdata/fuzz/) already run as unit tests in `go test`; a failure leaves its input there.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./internal/envfile:FuzzParse \
+	./internal/sse:FuzzReader \
+	./internal/sse:FuzzChunking \
+	./internal/ollamaapi:FuzzGenerateStream \
+	./internal/results:FuzzReadRunCSV \
+	./internal/results:FuzzRunCSVRoundTrip \
+	./internal/results:FuzzReadRunJSONL
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
 
 demo: build ollama
 	FUZE_OLLAMA="$$(OLLAMA_VERSION=$(OLLAMA_VERSION) scripts/ensure-ollama.sh)" scripts/demo.sh
