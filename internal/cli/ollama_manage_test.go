@@ -350,8 +350,9 @@ func TestOllamaStoreCleanupCommand(t *testing.T) {
 }
 
 func TestOllamaManageDispatch(t *testing.T) {
+	// install is a system command (runOllamaSystem), not a store command: a clear usage error.
 	r := runManage(t, nil, "", "install")
-	if r.e == nil || !strings.Contains(r.e.Error(), "not implemented") {
+	if r.e == nil || !strings.Contains(r.e.Error(), "unknown ollama command: install") {
 		t.Errorf("install: %v", r.e)
 	}
 	var out bytes.Buffer

@@ -148,18 +148,20 @@ func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) 
 	return o, err
 }
 
-// measureRepeated prepares the server for c, then sends Repeat timed requests and returns the
-// median successful sample, with every repeat's rate attached; the first failure when none
-// succeeded.
+// measureRepeated prepares the server for c, then sends Repeat timed requests. A
+// configuration is a measurement only when every repeat produced a complete output: the
+// sample returned is then the repeat whose rate is the lower median, carrying every repeat's
+// rate (the row's figure is their median). Otherwise it is a failure: the first one, and
+// "k of n repeats failed: …" when some repeats worked.
 func (e *Engine) measureRepeated(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) *measure.Sample {
 	prep, prepErr := e.Driver.Prepare(ctx, ep, t, c)
+	n := max(e.Repeat, 1)
 	var ok []*measure.Sample
+	var rates []float64
 	var failed *measure.Sample
-	var failures []string
-	for i := 0; i < max(e.Repeat, 1); i++ {
+	for i := 0; i < n; i++ {
 		s := e.attempt(ctx, ep, t, c, prep, prepErr)
 		if s.Failed() {
-			failures = append(failures, s.Outcome+": "+s.Error)
 			if failed == nil {
 				failed = s
 			}
@@ -169,22 +171,22 @@ func (e *Engine) measureRepeated(ctx context.Context, ep stack.Endpoint, t stack
 			continue
 		}
 		ok = append(ok, s)
+		rates = append(rates, measure.Derive(s).DecodeTPS)
 	}
-	if len(ok) == 0 {
+	if failed != nil {
+		if len(ok) > 0 {
+			failed.Error = fmt.Sprintf("%d of %d repeats failed: %s: %s", n-len(ok), n, failed.Outcome, failed.Error)
+			failed.RepeatTPS = rates // the repeats that worked, for the record
+		}
 		return failed
 	}
-	rate := func(s *measure.Sample) float64 { return measure.Derive(s).DecodeTPS }
-	sort.SliceStable(ok, func(i, j int) bool { return rate(ok[i]) < rate(ok[j]) })
-	median := ok[(len(ok)-1)/2] // lower median: a rate that was really measured
-	if len(ok) > 1 || len(failures) > 0 {
-		median.RepeatTPS = nil
-		for _, s := range ok {
-			median.RepeatTPS = append(median.RepeatTPS, rate(s))
-		}
+	order := make([]int, len(ok))
+	for i := range order {
+		order[i] = i
 	}
-	for _, f := range failures {
-		median.Notes = append(median.Notes, "a repeat failed: "+f)
-	}
+	sort.SliceStable(order, func(i, j int) bool { return rates[order[i]] < rates[order[j]] })
+	median := ok[order[(len(ok)-1)/2]] // a request whose rate is the (lower) median
+	median.RepeatTPS = rates
 	return median
 }
 
@@ -221,6 +223,9 @@ func (e *Engine) attempt(ctx context.Context, ep stack.Endpoint, t stack.Target,
 		}
 		if err != nil {
 			s.SetFailure(err)
+		} else if got := outputTokens(s); got < req.MaxTokens {
+			// Rows compare equal work: a shorter output is not a measurement of it.
+			s.Outcome, s.Error = measure.ErrShort, fmt.Sprintf("%d of %d tokens (stop reason %q)", got, req.MaxTokens, s.StopReason)
 		}
 	}
 	if errors.Is(ctx.Err(), context.Canceled) && s.Failed() {
@@ -244,6 +249,14 @@ func (e *Engine) Measure(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	}
 	roofline(ep, t, s)
 	return s
+}
+
+// outputTokens is the server's count of output tokens, or the client's when it gives none.
+func outputTokens(s *measure.Sample) int {
+	if s.ServerOutputTokens > 0 {
+		return s.ServerOutputTokens
+	}
+	return len(s.ChunkTimes)
 }
 
 // arrivals stamps a request's stream with the engine's clock.
@@ -321,5 +334,12 @@ func (e *Engine) now() time.Time {
 	if e.Now != nil {
 		return e.Now()
 	}
+	if c, ok := e.Driver.(clocked); ok {
+		return c.Now()
+	}
 	return time.Now()
 }
+
+// clocked is a driver that simulates time (the scripted test driver): the engine then times
+// its requests with the driver's clock.
+type clocked interface{ Now() time.Time }

@@ -130,19 +130,41 @@ func writeAttempt(w io.Writer, ev AttemptMeasured) {
 		if lo, hi := s.Spread(); len(s.RepeatTPS) > 1 {
 			spread = fmt.Sprintf(", median of %d: %.2f–%.2f", len(s.RepeatTPS), lo, hi)
 		}
-		decode := s.ServerDecodeDuration
-		if decode == 0 && len(s.ChunkTimes) > 1 { // no server timing: the stream's span
+		var decode time.Duration // the client's: first to last token arrival
+		if len(s.ChunkTimes) > 1 {
 			decode = s.ChunkTimes[len(s.ChunkTimes)-1] - s.ChunkTimes[0]
 		}
-		fmt.Fprintf(w, "✔ [%s] %s %s num_gpu=%s -> %.2f tok/s (%d tokens, decode %s%s)\n", ep.Suffix, c.Label, c.ModelTag, ng, ev.Metrics.DecodeTPS, s.ServerOutputTokens, decode.Round(time.Millisecond), spread)
+		fmt.Fprintf(w, "✔ [%s] %s %s num_gpu=%s -> %.2f tok/s (%d tokens, decode %s%s)\n", ep.Suffix, c.Label, c.ModelTag, ng, ev.Metrics.DecodeTPS, outputTokens(s), decode.Round(time.Millisecond), spread)
+		fmt.Fprintf(w, "   %s\n", latencyLine(s, ev.Metrics))
 	}
 	if s.RooflineTPS > 0 && !s.Failed() {
-		fmt.Fprintf(w, "   roofline: %.2f tok/s (%s bandwidth / %.2f GB of weights): %.0f%% of it\n",
+		fmt.Fprintf(w, "   roofline: %.2f tok/s (%s bandwidth / %.2f GB read per token): %.0f%% of it\n",
 			s.RooflineTPS, ep.GPULabel(), float64(s.ModelBytes)/1e9, 100*s.RooflineShare)
 	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(w, "! [%s] %s: %s\n", ep.Suffix, c.ModelTag, n)
 	}
+}
+
+// latencyLine is what else the client saw of the median request, and the server's own decode
+// rate beside the client's (flagged when they differ by more than measure.RatioTolerance).
+func latencyLine(s *measure.Sample, m measure.Metrics) string {
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	line := fmt.Sprintf("ttft %s, e2e %s", ms(m.TTFT), ms(m.E2E))
+	if m.PrefillTPS > 0 {
+		line += fmt.Sprintf(", prefill %.1f tok/s", m.PrefillTPS)
+	}
+	if s.ServerLoadDuration > 0 {
+		line += ", load " + ms(s.ServerLoadDuration)
+	}
+	if m.ServerDecodeTPS > 0 {
+		line += fmt.Sprintf("; server timer %.2f tok/s (server/client %.3f", m.ServerDecodeTPS, m.ServerClientRatio)
+		if m.TimerDisagrees {
+			line += fmt.Sprintf(": differs by more than %.0f%%", 100*measure.RatioTolerance)
+		}
+		line += ")"
+	}
+	return line
 }
 
 // JSONReporter writes one JSON object per event ({"event": kind, ...fields}), for programs

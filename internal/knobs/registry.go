@@ -21,7 +21,7 @@ var registry = []Knob{
 		Doc: "Context length: Ollama options.num_ctx; vLLM --max-model-len and llama.cpp --ctx-size when set (else CTX); Triton records it in the CSV only"},
 	{Name: "BENCH_NUM_PREDICT", Default: "64", Kind: KindInt, Stacks: on(StackAll),
 		Doc: "Tokens to generate per request: Ollama options.num_predict; vLLM max_tokens and llama.cpp n_predict when set (else PRED); Triton max_tokens of the generate request"},
-	{Name: "BENCH_REPEAT", Default: "3", Kind: KindInt, Stacks: on(StackAll),
+	{Name: "BENCH_REPEAT", Default: "5", Kind: KindInt, Stacks: on(StackAll),
 		Doc: "fuze: measured requests per configuration (after the warm-up); the row carries the median decode tokens/sec, the JSONL every repeat and their spread"},
 	{Name: "TEMPERATURE", Default: "0.0", Kind: KindFloat, Stacks: on(StackAll),
 		Doc: "Sampling temperature sent with every request (Triton/TensorRT-LLM at 0.0: top_k=1)"},

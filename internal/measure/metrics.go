@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"github.com/fuze-ai/fuze/internal/stats"
 	"math"
 	"time"
 )
@@ -9,15 +10,19 @@ import (
 // computed: the CSV writer, the JSONL records, the console and the reports all read them, so
 // a new metric is one field here plus a column where it is shown.
 type Metrics struct {
-	// DecodeTPS is CSV column 12: the server's output tokens over its decode time where it
-	// reports both, else the client's stream rate.
+	// DecodeTPS is CSV column 12: the decode rate fuze's client saw, the same way for every
+	// stack (StreamDecodeTPS); for a configuration measured several times, the median of its
+	// repeats' rates (the mean of the two middle ones for an even count). Server timers are
+	// cross-checks (ServerDecodeTPS).
 	DecodeTPS float64 `json:"decode_tps"`
 	// PrefillTPS is the server-reported prompt processing rate.
 	PrefillTPS float64 `json:"prefill_tps"`
 	// E2ETPS is output tokens over the whole client-side request time.
 	E2ETPS float64 `json:"e2e_tps"`
-	// StreamDecodeTPS is the client's decode rate: tokens after the first chunk over the span
-	// from the first to the last token's arrival.
+	// StreamDecodeTPS is the client's decode rate: the tokens that arrived after the first
+	// chunk over the span from the first chunk's arrival to the last one's. A chunk carrying k
+	// tokens counts k, and the first chunk's tokens are not counted (they end the interval's
+	// start, not its work), so chunks of several tokens do not bias the rate.
 	StreamDecodeTPS float64 `json:"stream_decode_tps"`
 	// TTFT is the client's time to the first token.
 	TTFT time.Duration `json:"ttft_ns"`
@@ -26,6 +31,9 @@ type Metrics struct {
 	// what a client receives.
 	ServerDecodeTPS   float64 `json:"server_decode_tps,omitempty"`
 	ServerClientRatio float64 `json:"server_client_ratio,omitempty"`
+	// TimerDisagrees: the server's timer and the client's clock differ by more than
+	// RatioTolerance.
+	TimerDisagrees bool `json:"timer_disagrees,omitempty"`
 	// ITLMean is the mean gap between consecutive token arrivals at the client.
 	ITLMean time.Duration `json:"itl_mean_ns,omitempty"`
 	// E2E is the whole request as the client saw it.
@@ -45,12 +53,13 @@ func Derive(s *Sample) Metrics {
 	}
 	m.StreamDecodeTPS = finite(s.streamDecodeTPS())
 	m.ServerDecodeTPS = finite(s.serverDecodeTPS())
-	m.DecodeTPS = m.ServerDecodeTPS
-	if m.DecodeTPS == 0 {
-		m.DecodeTPS = m.StreamDecodeTPS
+	m.DecodeTPS = m.StreamDecodeTPS
+	if len(s.RepeatTPS) > 0 {
+		m.DecodeTPS = finite(stats.Median(s.RepeatTPS))
 	}
 	if m.ServerDecodeTPS > 0 && m.StreamDecodeTPS > 0 {
 		m.ServerClientRatio = m.ServerDecodeTPS / m.StreamDecodeTPS
+		m.TimerDisagrees = math.Abs(1-m.ServerClientRatio) > RatioTolerance
 	}
 	if s.End > 0 && s.ServerOutputTokens > 0 {
 		m.E2ETPS = finite(float64(s.ServerOutputTokens) / s.End.Seconds())
@@ -72,16 +81,24 @@ func (s *Sample) serverDecodeTPS() float64 {
 	return 0
 }
 
+// RatioTolerance is how far a server's own decode rate may be from the client's before the
+// row says the two disagree.
+const RatioTolerance = 0.03
+
 func (s *Sample) streamDecodeTPS() float64 {
 	n := len(s.ChunkTimes)
 	if n < 2 {
 		return 0
 	}
+	first := 1 // tokens the first chunk carried: they share its arrival time
+	for first < n && s.ChunkTimes[first] == s.ChunkTimes[0] {
+		first++
+	}
 	span := s.ChunkTimes[n-1] - s.ChunkTimes[0]
-	if span <= 0 {
+	if span <= 0 || n-first < 1 {
 		return 0
 	}
-	return float64(n-1) / span.Seconds()
+	return float64(n-first) / span.Seconds()
 }
 
 func (s *Sample) prefillTPS() float64 {

@@ -17,6 +17,8 @@ const (
 	ErrExited    = "server_exit" // the server process died
 	ErrConnect   = "connect"     // nothing listening / connection reset
 	ErrCanceled  = "canceled"    // the user interrupted the run
+	ErrShort     = "short"       // the output was shorter than the tokens asked for
+	ErrRepeats   = "repeats"     // some repeats of a configuration failed
 	ErrOther     = "error"
 )
 

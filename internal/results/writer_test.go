@@ -304,8 +304,9 @@ func TestJSONL(t *testing.T) {
 		t.Errorf("sample did not round-trip:\n got %+v\nwant %+v", recs[0].Sample, samples[0])
 	}
 	r0 := recs[0]
-	if r0.DecodeTPS != 50 || r0.PrefillTPS != 200 || r0.E2ETPS != 40 || r0.TTFT != 300*time.Millisecond {
-		t.Errorf("derived rates: %+v", r0)
+	// decode_tps is the client's rate; the server's timer is beside it, with the ratio.
+	if r0.DecodeTPS != 10 || r0.ServerDecodeTPS != 50 || r0.ServerClientRatio != 5 || !r0.TimerDisagrees || r0.PrefillTPS != 200 || r0.E2ETPS != 40 || r0.TTFT != 300*time.Millisecond {
+		t.Errorf("derived rates: %+v", r0.Metrics)
 	}
 	if math.Abs(r0.StreamDecodeTPS-10) > 1e-9 {
 		t.Errorf("stream_decode_tps = %v, want 10", r0.StreamDecodeTPS)

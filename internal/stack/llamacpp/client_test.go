@@ -94,7 +94,7 @@ func TestRecordedStream(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 	want := float64(tm.PredictedN) / tm.PredictedMS * 1000
-	if got := s.DecodeTokensPerSec(); math.Abs(got-want) > 1e-6*want || math.Abs(got-tm.PredictedPerSecond) > 1e-6*want {
+	if got := measure.Derive(s).ServerDecodeTPS; math.Abs(got-want) > 1e-6*want || math.Abs(got-tm.PredictedPerSecond) > 1e-6*want {
 		t.Errorf("decode %.6f tok/s, server timings say %.6f (predicted_per_second %.6f)", got, want, tm.PredictedPerSecond)
 	}
 	if got := s.PrefillTokensPerSec(); math.Abs(got-tm.PromptPerSecond) > 1e-6*got {
@@ -111,7 +111,7 @@ func TestRecordedStream(t *testing.T) {
 	}
 	s = newSample()
 	fillFromFinal(s, final, req.NPredict)
-	if s.Outcome != measure.ErrMalformed || !strings.Contains(s.Error, "no timings") || s.DecodeTokensPerSec() != 0 {
+	if s.Outcome != measure.ErrMalformed || !strings.Contains(s.Error, "no timings") || measure.Derive(s).DecodeTPS != 0 {
 		t.Errorf("%s: %s", s.Outcome, s.Error)
 	}
 

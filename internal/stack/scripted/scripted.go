@@ -24,11 +24,37 @@ type Driver struct {
 	Cands      []stack.Candidate // nil: ng3 and ng2 at num_ctx 512
 	Published  bool              // Publish returns a "pub" candidate
 	SetupError error             // returned by Setup (e.g. stack.Unavailable(...))
+	// TimerFactor makes the server's own timer report TimerFactor × the rate the client sees
+	// (0: an honest timer).
+	TimerFactor float64
+	// ShortBy makes every answer that many tokens shorter than asked (an early end).
+	ShortBy int
+
+	// clock is the driver's virtual time: Send advances it by each token's decode time, and
+	// the engine reads it through Now, so rates are exact whatever the machine is doing.
+	clock time.Time
 
 	mu       sync.Mutex
 	Calls    []string // model tags sent, in order
 	Prepared []string // model tags prepared, in order
 	Closed   bool
+}
+
+// Now is the driver's virtual clock (the engine times requests with it).
+func (d *Driver) Now() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.clock.IsZero() {
+		d.clock = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return d.clock
+}
+
+func (d *Driver) advance(dt time.Duration) {
+	d.Now()
+	d.mu.Lock()
+	d.clock = d.clock.Add(dt)
+	d.mu.Unlock()
 }
 
 func (d *Driver) Name() string {
@@ -97,11 +123,20 @@ func (d *Driver) Send(_ context.Context, _ stack.Endpoint, _ stack.Target, c sta
 	if r == 0 {
 		return measure.ServerCounters{}, measure.Fail(measure.ErrHTTP, fmt.Errorf("HTTP 500: boom"))
 	}
-	for range req.MaxTokens {
+	// One token every 1/r seconds of virtual time: the client sees exactly r tokens/s. The
+	// server's timer counts every token over the same gaps (as llama.cpp's does).
+	gap := time.Duration(float64(time.Second) / r)
+	d.advance(50 * time.Millisecond) // time to first token
+	n := req.MaxTokens - d.ShortBy
+	for range n {
 		rec.Chunk(1)
+		d.advance(gap)
 	}
-	// MaxTokens tokens in MaxTokens/r seconds: the server-reported rate is exactly r.
-	return measure.ServerCounters{OutputTokens: req.MaxTokens, DecodeDuration: time.Duration(float64(req.MaxTokens) / r * float64(time.Second))}, nil
+	timer := time.Duration(n) * gap
+	if d.TimerFactor > 0 {
+		timer = time.Duration(float64(timer) / d.TimerFactor)
+	}
+	return measure.ServerCounters{OutputTokens: n, DecodeDuration: timer, StopReason: "stop"}, nil
 }
 
 func (d *Driver) Publish(_ context.Context, _ stack.Endpoint, _ stack.Target, best stack.Candidate) (stack.Candidate, bool) {

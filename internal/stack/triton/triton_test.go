@@ -182,9 +182,10 @@ func TestMeasurementDetails(t *testing.T) {
 	if tps := mistral.DecodeTokensPerSec(); tps <= 0 || tps > 1000 {
 		t.Errorf("mistral: %.1f tok/s from 3 ms per token", tps)
 	}
-	// LLM API: no way to ignore EOS: the shorter output is measured and noted.
+	// LLM API: no way to ignore EOS: a shorter output is not the same work, so the row is a
+	// failure that says so (and why the backend could not be told to go on).
 	phi := byModel["phi"]
-	if phi.Outcome != measure.OK || phi.ServerOutputTokens != 6 || len(phi.Notes) == 0 || !strings.Contains(phi.Notes[0], "differs") {
+	if phi.Outcome != measure.ErrShort || phi.Error != `6 of 8 tokens (stop reason "")` || phi.ServerOutputTokens != 6 || len(phi.Notes) == 0 || !strings.Contains(phi.Notes[0], "no request setting to ignore the end of sequence") {
 		t.Errorf("phi: %+v", phi)
 	}
 	// Not decoupled: no token stream (a failure row with the reason), but perf_analyzer runs

@@ -374,6 +374,7 @@ func TestClientAgainstRealOllama(t *testing.T) {
 	}
 	s := &measure.Sample{Outcome: measure.OK}
 	s.SetServer(vllm.Counters(res))
+	s.End = res.End
 	times, _, err := res.DecodeTimes()
 	if err != nil {
 		t.Fatal(err)
