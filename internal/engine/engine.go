@@ -307,15 +307,15 @@ func (e *Engine) measureAndWrite(ctx context.Context, ep stack.Endpoint, t stack
 // roofline fills the sample's memory-bandwidth bound. A rate above the bound cannot be a
 // decode rate of this model on this GPU: it is flagged as a measurement error.
 func roofline(ep stack.Endpoint, t stack.Target, s *measure.Sample) {
-	if ep.GPU == nil || t.WeightBytes <= 0 {
+	if ep.GPU == nil || t.BytesPerToken <= 0 {
 		return
 	}
 	bw, ok := gpu.PeakBandwidth(ep.GPU.Name)
 	if !ok {
 		return
 	}
-	s.ModelBytes = t.WeightBytes
-	s.RooflineTPS = bw / float64(t.WeightBytes)
+	s.ModelBytes = t.BytesPerToken
+	s.RooflineTPS = bw / float64(t.BytesPerToken)
 	if tps := measure.Derive(s).DecodeTPS; tps > 0 {
 		s.RooflineShare = tps / s.RooflineTPS
 		if s.RooflineShare > 1 {

@@ -84,7 +84,7 @@ func TestPublishedRowFollowsTheBest(t *testing.T) {
 func TestRooflineShareAndMeasurementError(t *testing.T) {
 	h100 := &gpu.GPU{Name: "NVIDIA H100 80GB HBM3", Label: "nvidia-h100-80gb"}
 	ep := stack.Endpoint{GPU: h100}
-	tg := stack.Target{WeightBytes: 16_060_000_000} // an 8B model in F16
+	tg := stack.Target{BytesPerToken: 16_060_000_000} // an 8B model in F16
 	s := &measure.Sample{Outcome: measure.OK, RepeatTPS: []float64{160}}
 	roofline(ep, tg, s)
 	if s.RooflineTPS < 208 || s.RooflineTPS > 209 || s.RooflineShare < 0.76 || s.RooflineShare > 0.77 || len(s.Notes) != 0 {
@@ -112,7 +112,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from this run
 func TestGoldenConsoleAndCSV(t *testing.T) {
 	d := &scripted.Driver{Published: true, Rates: map[string][]float64{
 		"base": {10, 30, 20}, "ng3": {50, 40, 45}, "ng2": {0, 30, 30}, "pub": {45, 44, 46},
-	}, Models: []stack.Target{{Model: "m:1", Alias: "m-1", WeightBytes: 1_000_000_000}}}
+	}, Models: []stack.Target{{Model: "m:1", Alias: "m-1", BytesPerToken: 1_000_000_000}}}
 	dir := t.TempDir()
 	fixed := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	w, err := results.CreateRun(dir, "ollama", fixed)

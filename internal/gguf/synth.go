@@ -59,9 +59,11 @@ var presets = []Preset{
 		Shape: Shape{Dim: 64, Layers: 2, FFN: 192, Heads: 4, KVHeads: 2, Vocab: 320, Context: 2048, RopeBase: 10000}},
 	{Name: "small", Type: F16, About: "~56 MB, for CPU demos: decoding, not request overhead, dominates its timings",
 		Shape: Shape{Dim: 512, Layers: 8, FFN: 1536, Heads: 8, KVHeads: 4, Vocab: 4096, Context: 4096, RopeBase: 10000}},
-	{Name: "llama-1b", Type: F16, About: "Llama-3.2-1B shape (tied embeddings), ~2.5 GB in F16",
-		Shape: Shape{Dim: 2048, Layers: 16, FFN: 8192, Heads: 32, KVHeads: 8, Vocab: 128256, Context: 8192,
-			TiedEmbeddings: true, RopeBase: 500000}},
+	// Llama-3.2-1B ties its embeddings; this preset does not, so that greedy decoding walks
+	// the vocabulary (the successor chain) and never repeats a token: Ollama cuts a generation
+	// after 30 repeats, which stopped the tied preset at "Ollama alone" on an H200.
+	{Name: "llama-1b", Type: F16, About: "Llama-3.2-1B shape with an untied output projection, ~3 GB in F16",
+		Shape: Shape{Dim: 2048, Layers: 16, FFN: 8192, Heads: 32, KVHeads: 8, Vocab: 128256, Context: 8192, RopeBase: 500000}},
 	{Name: "llama-8b", Type: F16, About: "Llama-3.1-8B shape, ~16 GB in F16",
 		Shape: Shape{Dim: 4096, Layers: 32, FFN: 14336, Heads: 32, KVHeads: 8, Vocab: 128256, Context: 8192, RopeBase: 500000}},
 }

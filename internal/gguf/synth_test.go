@@ -130,8 +130,9 @@ func TestSynthTiny(t *testing.T) {
 }
 
 func TestPresetParams(t *testing.T) {
-	// Parameter counts of the real models: Llama-3.2-1B (tied embeddings) and Llama-3.1-8B.
-	for name, want := range map[string]uint64{"llama-1b": 1_235_814_400, "llama-8b": 8_030_261_248} {
+	// Parameter counts of the real models: Llama-3.1-8B, and Llama-3.2-1B plus the output
+	// projection it ties to its embeddings (128256 × 2048) and the preset does not.
+	for name, want := range map[string]uint64{"llama-1b": 1_235_814_400 + 128256*2048, "llama-8b": 8_030_261_248} {
 		p, ok := LookupPreset(name)
 		if !ok {
 			t.Fatalf("no preset %s", name)
@@ -505,6 +506,16 @@ func TestSynthSuccessorChain(t *testing.T) {
 			if best != want {
 				t.Fatalf("%s: token %d: argmax %d, want its successor %d", TypeName(typ), tok, best, want)
 			}
+		}
+	}
+}
+
+// Every preset has an untied output projection, so that greedy decoding walks the vocabulary
+// (the successor chain) and engines' guards against a repeated token never cut it short.
+func TestPresetsAreUntied(t *testing.T) {
+	for _, p := range Presets() {
+		if p.Shape.TiedEmbeddings {
+			t.Errorf("preset %s ties its embeddings: a tied model cannot carry the successor chain", p.Name)
 		}
 	}
 }

@@ -152,17 +152,21 @@ func joinLines(lines []string) string {
 
 // TinyGGUF writes fuze's tiny synthetic model (the `fuze synth --preset tiny` file) into a
 // temporary directory and returns its path.
-func TinyGGUF(t testing.TB) string {
+func TinyGGUF(t testing.TB) string { return PresetGGUF(t, "tiny") }
+
+// PresetGGUF writes the synthetic model of a `fuze synth` preset into a temporary directory
+// and returns its path.
+func PresetGGUF(t testing.TB, preset string) string {
 	t.Helper()
-	p, ok := gguf.LookupPreset("tiny")
+	p, ok := gguf.LookupPreset(preset)
 	if !ok {
-		t.Fatal("no tiny preset")
+		t.Fatalf("no %s preset", preset)
 	}
-	s, err := gguf.NewSynth(gguf.SynthOptions{Shape: p.Shape, Type: p.Type, Seed: 1, Name: "fuze-tiny"})
+	s, err := gguf.NewSynth(gguf.SynthOptions{Shape: p.Shape, Type: p.Type, Seed: 1, Name: "fuze-" + preset})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	path := filepath.Join(t.TempDir(), preset+".gguf")
 	if _, err := s.WriteFile(context.Background(), path); err != nil {
 		t.Fatal(err)
 	}

@@ -57,3 +57,25 @@ func TestServerStopsAtCleanup(t *testing.T) {
 		t.Fatalf("ollama still listening on %s after cleanup", addr)
 	}
 }
+
+// The presets a CPU can run generate 1024 tokens on real Ollama, in raw mode as the driver
+// asks (the larger presets share their construction, and run on the GPU machine).
+func TestPresetsGenerate1024Tokens(t *testing.T) {
+	srv := Start(t)
+	for _, preset := range []string{"tiny", "small"} {
+		name := "fuze-" + preset + ":latest"
+		srv.CreateModel(t, name, PresetGGUF(t, preset))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		final, err := srv.Client.Generate(ctx, ollamaapi.GenerateRequest{
+			Model: name, Prompt: "[fuze run x attempt 1] Once upon a time", Stream: true, Raw: true,
+			Options: map[string]any{"num_predict": 1024, "temperature": 0, "num_ctx": 2048},
+		}, nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", preset, err)
+		}
+		if final.EvalCount != 1024 || final.DoneReason != "length" {
+			t.Fatalf("%s: eval_count %d done_reason %q, want 1024 \"length\"", preset, final.EvalCount, final.DoneReason)
+		}
+	}
+}

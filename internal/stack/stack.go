@@ -37,8 +37,11 @@ func (e Endpoint) GPULabel() string {
 type Target struct {
 	Model string // CSV base_model, as the stack names it (an Ollama tag, a GGUF alias…)
 	Alias string // the one alias used in names and summaries
-	// WeightBytes is the size of the model's weights (0: unknown), for the roofline.
-	WeightBytes int64
+	// BytesPerToken is what decoding one token reads from memory (0: unknown), for the
+	// roofline: the weights without the token-embedding table (one row of it), expert
+	// tensors scaled by the experts used (gguf.TokenTraffic); the file size when the model
+	// file cannot be read.
+	BytesPerToken int64
 }
 
 // Level says what changing a setting costs: a server-level setting is part of the server's

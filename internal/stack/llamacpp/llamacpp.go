@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/gguf"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/server"
@@ -226,7 +227,7 @@ func (d *Driver) Targets(context.Context) ([]stack.Target, error) {
 	for _, m := range models {
 		d.models[m.Alias] = m
 		fmt.Fprintf(d.log, "   model %s: %s (%s, %.2f GB)\n", m.Alias, m.Path, m.Source, float64(m.Bytes)/1e9)
-		out = append(out, stack.Target{Model: m.Tag, Alias: m.Alias, WeightBytes: m.Bytes})
+		out = append(out, stack.Target{Model: m.Tag, Alias: m.Alias, BytesPerToken: bytesPerToken(d.log, m.Path, m.Bytes)})
 	}
 	return out, nil
 }
@@ -670,4 +671,15 @@ func (d *Driver) Server() *server.Process {
 		return nil
 	}
 	return d.cur.proc
+}
+
+// bytesPerToken is what decoding one token of the model file reads (gguf.TokenTraffic), or
+// the file size, said, when the file's tensors cannot be read.
+func bytesPerToken(log io.Writer, path string, fileBytes int64) int64 {
+	n, err := gguf.BytesPerTokenFile(path)
+	if err != nil || n <= 0 {
+		fmt.Fprintf(log, "! roofline of %s: %v; using the file size\n", path, err)
+		return fileBytes
+	}
+	return n
 }

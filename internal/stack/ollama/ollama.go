@@ -24,9 +24,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/gguf"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/ollamaapi"
+	"github.com/fuze-ai/fuze/internal/ollamastore"
 	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/sweep"
@@ -235,7 +237,7 @@ func (d *Driver) Targets(ctx context.Context) ([]stack.Target, error) {
 		case d.cfg.Include != nil && !d.cfg.Include.MatchString(name):
 			continue
 		}
-		out = append(out, stack.Target{Model: name, Alias: naming.Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix), WeightBytes: m.Size})
+		out = append(out, stack.Target{Model: name, Alias: naming.Alias(name, d.cfg.AliasPrefix, d.cfg.AliasSuffix), BytesPerToken: d.bytesPerToken(name, m.Size)})
 	}
 	if len(out) == 0 {
 		fmt.Fprintf(d.log, "! No base models discovered on %s — you may need to 'ollama pull <model>' there (INCLUDE_MODELS=%q EXCLUDE_MODELS=%q)\n",
@@ -384,7 +386,9 @@ func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target,
 // chunk; a chunk may hold no text (a partial UTF-8 sequence it holds back), and then counts as
 // no token for the client-side rate.
 func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
-	greq := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: req.Prompt, Stream: true, Options: d.options(c, req.MaxTokens)}
+	// Raw mode: no chat template, so a model continues the text instead of answering it and
+	// ending its turn early (Ollama has no ignore_eos); rows then compare equal output lengths.
+	greq := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: req.Prompt, Stream: true, Raw: true, Options: d.options(c, req.MaxTokens)}
 	mctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
 	defer cancel()
 	final, err := ollamaapi.New(ep.Addr).Generate(mctx, greq, func(chunk ollamaapi.GenerateChunk, _ time.Time) {
@@ -583,4 +587,25 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// bytesPerToken is what decoding one token of the model reads (gguf.TokenTraffic of its model
+// blob in OLLAMA_MODELS_DIR), or its size as /api/tags reports it when the blob cannot be read.
+func (d *Driver) bytesPerToken(name string, size int64) int64 {
+	if d.cfg.ModelsDir == "" {
+		return size
+	}
+	store := ollamastore.Store{Dir: d.cfg.ModelsDir}
+	e, err := store.Lookup(name)
+	if err == nil {
+		var blob string
+		if blob, _, err = store.ModelBlob(e); err == nil {
+			var n int64
+			if n, err = gguf.BytesPerTokenFile(blob); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	fmt.Fprintf(d.log, "! roofline of %s: %v; using the model's size\n", name, err)
+	return size
 }
