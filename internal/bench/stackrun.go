@@ -110,7 +110,10 @@ func sweepPolicy(cfg *knobs.Config) (sweep.Policy, int, error) {
 }
 
 // printOutcomes prints baseline vs best per (model, endpoint), aligned. The spread is the
-// range of the repeated measurements; a gain whose ranges overlap is within noise and says so.
+// range of the repeated measurements. The sweep's best is shown only when it significantly
+// beat the server's default (the engine's DefaultIsBest): the gain is then "1.91x (p=0.008)";
+// otherwise the default is the best configuration and the gain "~ (p=0.310)" (or
+// "1.00x (default is best, p=…)" when the best candidate was significantly slower).
 func printOutcomes(out io.Writer, outcomes []engine.Outcome) {
 	if len(outcomes) == 0 {
 		return
@@ -118,24 +121,27 @@ func printOutcomes(out io.Writer, outcomes []engine.Outcome) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "model\tendpoint\tgpu\tbase tok/s\tbest num_gpu\tbest tok/s\tgain\t")
 	for _, o := range outcomes {
-		baseCell, baseHi := "failed", 0.0
-		base := 0.0
+		baseCell, base := "failed", 0.0
 		if o.Baseline != nil && !o.Baseline.Failed() {
 			base = o.Baseline.DecodeTokensPerSec()
-			_, baseHi = o.Baseline.Spread()
 			baseCell = rateCell(o.Baseline)
 		}
 		bestNG, bestCell, gain := "-", "-", "-"
-		if o.Best != nil && o.BestRun != nil && base >= o.BestTPS {
-			// No candidate beat the server's own defaults: that is the best configuration.
-			bestNG, bestCell, gain = "default", baseCell, "1.00x (default is best)"
-		} else if o.Best != nil && o.BestRun != nil {
+		switch {
+		case o.Best == nil || o.BestRun == nil:
+		case o.DefaultIsBest:
+			// No candidate significantly beat the server's own defaults: that is the best
+			// configuration.
+			bestNG, bestCell = "default", baseCell
+			gain = results.NewGain(1, o.Comparison, true).String()
+		default:
 			bestNG, bestCell = o.Best.NumGPU, rateCell(o.BestRun)
-			if base > 0 {
-				gain = fmt.Sprintf("%.2fx", o.BestTPS/base)
-				if lo, _ := o.BestRun.Spread(); lo <= baseHi {
-					gain += " (within noise)"
-				}
+			switch {
+			case base <= 0:
+			case o.Comparison == nil: // the baseline is a measurement error: no incumbent
+				gain = fmt.Sprintf("%.2fx (default: measurement error)", o.BestTPS/base)
+			default:
+				gain = results.NewGain(o.BestTPS/base, o.Comparison, false).String()
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", o.Target.Alias, o.Endpoint.Addr, o.Endpoint.GPULabel(), baseCell, bestNG, bestCell, gain)

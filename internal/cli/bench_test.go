@@ -70,7 +70,9 @@ func TestBenchExploreEndToEnd(t *testing.T) {
 	if err != nil || len(warns) > 0 {
 		t.Fatal(err, warns)
 	}
-	// Explore profile: exhaustive sweep of 3 layers and PUBLISH_BEST=1 (a baked variant).
+	// Explore profile: exhaustive sweep of 3 layers and PUBLISH_BEST=1. With BENCH_REPEAT=1
+	// no candidate can significantly beat the server's default, which stays best: there is no
+	// num_gpu to bake, so no published row.
 	var labels []string
 	for _, r := range rows {
 		labels = append(labels, r.VariantLabel)
@@ -78,11 +80,11 @@ func TestBenchExploreEndToEnd(t *testing.T) {
 			t.Errorf("row for %s: the profile's INCLUDE_MODELS was not applied", r.BaseModel)
 		}
 	}
-	if got := strings.Join(labels, " "); got != "base-as-is optimized optimized optimized published" {
+	if got := strings.Join(labels, " "); got != "base-as-is optimized optimized optimized" {
 		t.Fatalf("labels %s\n%s", got, stderr)
 	}
-	if !strings.HasPrefix(rows[4].ModelTag, "LLM-FuZe-tiny-latest-explore-cpu-ng") || rows[4].TokensPerSec <= 0 {
-		t.Fatalf("published row %+v", rows[4])
+	if !strings.Contains(stdout+stderr, "no candidate beat it significantly") {
+		t.Fatalf("the default is not reported best:\n%s\n%s", stdout, stderr)
 	}
 	for _, name := range []string{"benchmarks.csv", "benchmarks.best.csv", "benchmarks.best.by_host_model.csv", "benchmarks.best.by_model.csv"} {
 		if st, err := os.Stat(filepath.Join(refinery, name)); err != nil || st.Size() == 0 {

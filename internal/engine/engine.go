@@ -17,6 +17,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
 	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stats"
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
 
@@ -25,10 +26,16 @@ type Outcome struct {
 	Target   stack.Target
 	Endpoint stack.Endpoint
 	Baseline *measure.Sample
-	Best     *stack.Candidate // nil when no optimized candidate worked
+	Best     *stack.Candidate // the sweep's best; nil when no optimized candidate worked
 	BestTPS  float64
 	BestRun  *measure.Sample
 	Rows     int
+	// DefaultIsBest: the sweep's best did not significantly beat the baseline's repeats, so
+	// the server's default stays the best configuration.
+	DefaultIsBest bool
+	// Comparison is the sweep's best against the baseline (nil when there is no best, or no
+	// working, valid baseline to compare with).
+	Comparison *stats.Comparison
 }
 
 // Engine runs a driver over its targets and endpoints.
@@ -104,20 +111,20 @@ func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) 
 		}
 		return -1
 	}
-	res, err := sweep.Run(ctx, e.Policy, cands, func(ctx context.Context, c stack.Candidate) float64 {
+	res, err := sweep.Run(ctx, e.Policy, cands, func(ctx context.Context, c stack.Candidate) sweep.Measurement {
 		if writeErr != nil {
-			return 0
+			return sweep.Measurement{}
 		}
 		s, err := e.measureAndWrite(ctx, ep, t, c)
 		o.Rows++
 		if err != nil {
 			writeErr = err
-			return 0
+			return sweep.Measurement{}
 		}
 		if i := index(c); i >= 0 {
 			samples[i] = s
 		}
-		return measure.Derive(s).DecodeTPS
+		return measurement(s)
 	})
 	if writeErr != nil {
 		return o, writeErr
@@ -131,10 +138,18 @@ func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) 
 		if i := index(best); i >= 0 {
 			o.BestRun = samples[i]
 		}
-		baseTPS := measure.Derive(o.Baseline).DecodeTPS
-		e.emit(BestFound{Endpoint: ep, Target: t, Best: best, BestTPS: res.Best.TokensPerSec,
-			BaselineTPS: baseTPS, DefaultIsBest: baseTPS >= res.Best.TokensPerSec})
-		if p, ok := e.Driver.(stack.Publisher); ok && err == nil {
+		// The baseline is the incumbent: the sweep's best replaces the server's default only
+		// when its repeats significantly beat the baseline's.
+		ev := BestFound{Endpoint: ep, Target: t, Best: best, BestTPS: res.Best.TokensPerSec,
+			BaselineTPS: measure.Derive(o.Baseline).DecodeTPS}
+		if baseRepeats := results.SampleRepeats(o.Baseline); len(baseRepeats) > 0 && !results.MeasurementError(o.Baseline) {
+			cmp := stats.Compare(res.Best.Repeats, baseRepeats, stats.DefaultAlpha)
+			ev.Comparison, ev.DefaultIsBest = &cmp, !cmp.Better
+		}
+		o.DefaultIsBest, o.Comparison = ev.DefaultIsBest, ev.Comparison
+		e.emit(ev)
+		// Nothing to publish when the server's default stays best.
+		if p, ok := e.Driver.(stack.Publisher); ok && err == nil && !o.DefaultIsBest {
 			if pub, ok := p.Publish(ctx, ep, t, best); ok {
 				if _, werr := e.measureAndWrite(ctx, ep, t, pub); werr != nil {
 					return o, werr

@@ -15,6 +15,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/results"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stack/scripted"
+	"github.com/fuze-ai/fuze/internal/stats"
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
 
@@ -68,16 +69,154 @@ func TestRepeatsGiveTheMedianAndTheSpread(t *testing.T) {
 }
 
 func TestPublishedRowFollowsTheBest(t *testing.T) {
+	// Five repeats each, clearly separated: ng2 significantly beats ng3, which significantly
+	// beats the default. (Measured once each, as this test used to be, nothing beats anything.)
 	d := &scripted.Driver{Published: true, Rates: map[string][]float64{
-		"base": {10}, "ng3": {12}, "ng2": {15}, "pub": {14},
+		"base": {10, 10.1, 10.2, 10.3, 10.4}, "ng3": {12, 12.1, 12.2, 12.3, 12.4},
+		"ng2": {15, 15.1, 15.2, 15.3, 15.4}, "pub": {14, 14, 14, 14, 14},
 	}}
-	_, rows, _ := runScripted(t, d, 1)
+	_, rows, _ := runScripted(t, d, 5)
 	var labels []string
 	for _, r := range rows {
 		labels = append(labels, r.VariantLabel+":"+r.NumGPU)
 	}
 	if got := strings.Join(labels, " "); got != "base-as-is:default optimized:3 optimized:2 published:2" {
 		t.Fatalf("rows %s", got)
+	}
+	// When the default stays best there is nothing to publish.
+	d = &scripted.Driver{Published: true, Rates: map[string][]float64{"base": {10}, "ng3": {12}, "ng2": {15}, "pub": {14}}}
+	_, rows, _ = runScripted(t, d, 1)
+	if len(rows) != 3 || rows[2].VariantLabel != stack.LabelOptimized {
+		t.Fatalf("rows %+v", rows)
+	}
+}
+
+// runRule runs the scripted driver's baseline and its ng3, ng2 candidates (rates per model
+// tag, repeat times each) and returns the outcome and the console.
+func runRule(t *testing.T, repeat int, rates map[string][]float64, ep stack.Endpoint, weightBytes int64) (Outcome, []BestFound, string) {
+	t.Helper()
+	w, err := results.CreateRun(t.TempDir(), "ollama", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	d := &scripted.Driver{Published: true, Rates: rates, Models: []stack.Target{{Model: "m:1", Alias: "m-1", BytesPerToken: weightBytes}}}
+	var log bytes.Buffer
+	var found []BestFound
+	collect := ReporterFunc(func(ev Event) {
+		if b, ok := ev.(BestFound); ok {
+			found = append(found, b)
+		}
+	})
+	e := &Engine{Driver: d, Endpoints: []stack.Endpoint{ep}, Policy: sweep.Policy{Exhaustive: true}, Writer: w,
+		Report: Reporters(TextReporter(&log), collect), Repeat: repeat}
+	out, err := e.Run(context.Background())
+	if err != nil || len(out) != 1 {
+		t.Fatal(out, err)
+	}
+	return out[0], found, log.String()
+}
+
+var epA = stack.Endpoint{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}
+
+func TestFiveSeparatedRepeatsReplaceTheDefault(t *testing.T) {
+	o, found, log := runRule(t, 5, map[string][]float64{
+		"base": {10, 11, 12, 13, 14}, "ng3": {20, 21, 22, 23, 24}, "pub": {22, 22, 22, 22, 22},
+	}, epA, 0)
+	if o.DefaultIsBest || o.Best == nil || o.Best.ModelTag != "ng3" || o.Comparison == nil || !o.Comparison.Better {
+		t.Fatalf("outcome %+v", o)
+	}
+	if got := o.Comparison.String(); got != "+83.3% (p=0.008)" {
+		t.Fatalf("comparison %q", got)
+	}
+	if len(found) != 1 || found[0].Comparison != o.Comparison {
+		t.Fatalf("event %+v", found)
+	}
+	if !strings.Contains(log, "✔  Best so far: ng3 (num_gpu=3) at 22.00 tok/s\n") || !strings.Contains(log, "published pub") {
+		t.Fatalf("console:\n%s", log)
+	}
+}
+
+func TestOverlappingRepeatsKeepTheDefault(t *testing.T) {
+	o, _, log := runRule(t, 5, map[string][]float64{
+		"base": {10, 12, 14, 16, 18}, "ng3": {11, 13, 15, 17, 19},
+	}, epA, 0)
+	if !o.DefaultIsBest || o.Best.ModelTag != "ng3" || o.Comparison.Significant {
+		t.Fatalf("outcome %+v", o)
+	}
+	want := "✔  Best: the server's default (base-as-is) at 14.00 tok/s; no candidate beat it significantly (best candidate 3 at 15.00: " + o.Comparison.String() + ")\n"
+	if !strings.HasPrefix(o.Comparison.String(), "~ (p=0.") || !strings.Contains(log, want) || strings.Contains(log, "published") {
+		t.Fatalf("console:\n%s\nwant %s", log, want)
+	}
+}
+
+func TestThreeRepeatsNeverReplaceTheDefault(t *testing.T) {
+	o, _, log := runRule(t, 3, map[string][]float64{"base": {10, 10.5, 11}, "ng3": {100, 101, 102}}, epA, 0)
+	if !o.DefaultIsBest || !o.Comparison.Underpowered || o.Comparison.String() != "~ (p=0.100)" {
+		t.Fatalf("outcome %+v comparison %+v", o, o.Comparison)
+	}
+	if !strings.Contains(log, "(best candidate 3 at 101.00: ~ (p=0.100))\n   not enough repeats: 3 vs 3") {
+		t.Fatalf("console:\n%s", log)
+	}
+}
+
+func TestSingleRepeatIsComparedAsOneRepeat(t *testing.T) {
+	o, _, _ := runRule(t, 1, map[string][]float64{"base": {10}, "ng3": {50}}, epA, 0)
+	if len(o.Baseline.RepeatTPS) != 1 {
+		t.Fatalf("a single repeat carries its one rate: %v", o.Baseline.RepeatTPS)
+	}
+	if c := o.Comparison; c == nil || c.NCandidate != 1 || c.NIncumbent != 1 || !o.DefaultIsBest {
+		t.Fatalf("comparison %+v", c)
+	}
+}
+
+func TestSignificantlyWorseKeepsTheDefault(t *testing.T) {
+	o, _, log := runRule(t, 5, map[string][]float64{"base": {20, 21, 22, 23, 24}, "ng3": {10, 11, 12, 13, 14}}, epA, 0)
+	if !o.DefaultIsBest || !o.Comparison.Worse {
+		t.Fatalf("outcome %+v", o)
+	}
+	if !strings.Contains(log, "✔  Best: the server's default (base-as-is) at 22.00 tok/s; no candidate beat it (best candidate 3 at 12.00)\n") {
+		t.Fatalf("console:\n%s", log)
+	}
+}
+
+func TestFailedBaselineIsReplacedWithoutATest(t *testing.T) {
+	o, _, log := runRule(t, 3, map[string][]float64{"base": {0, 0, 0}, "ng3": {10, 11, 12}}, epA, 0)
+	if o.DefaultIsBest || o.Comparison != nil || o.Best.ModelTag != "ng3" || !strings.Contains(log, "Best so far: ng3") {
+		t.Fatalf("outcome %+v\n%s", o, log)
+	}
+}
+
+func TestMeasurementErrorIsNeverBest(t *testing.T) {
+	// H100: 3.35 TB/s over 100 GB of weights is a roofline of 33.5 tok/s. ng3 reports 40+
+	// tok/s, above it: written and flagged, never best; ng2 is the best.
+	h100 := &gpu.GPU{Name: "NVIDIA H100 80GB HBM3", Label: "nvidia-h100-80gb"}
+	ep := epA
+	ep.GPU = h100
+	o, _, log := runRule(t, 5, map[string][]float64{
+		"base": {10, 11, 12, 13, 14}, "ng3": {40, 41, 42, 43, 44}, "ng2": {20, 21, 22, 23, 24}, "pub": {22, 22, 22, 22, 22},
+	}, ep, 100_000_000_000)
+	if o.Best == nil || o.Best.ModelTag != "ng2" || o.DefaultIsBest {
+		t.Fatalf("outcome %+v", o)
+	}
+	if !strings.Contains(log, "ng3: measurement error") || !strings.Contains(log, "Best so far: ng2") {
+		t.Fatalf("console:\n%s", log)
+	}
+	// A baseline above the roofline is no incumbent either.
+	o, _, _ = runRule(t, 5, map[string][]float64{"base": {40, 41, 42, 43, 44}, "ng3": {20, 21, 22, 23, 24}}, ep, 100_000_000_000)
+	if o.DefaultIsBest || o.Comparison != nil || o.Best.ModelTag != "ng3" {
+		t.Fatalf("outcome %+v", o)
+	}
+}
+
+func TestJSONReporterCarriesTheComparison(t *testing.T) {
+	var buf bytes.Buffer
+	cmp := stats.Compare([]float64{11, 13, 15, 17, 19}, []float64{10, 12, 14, 16, 18}, stats.DefaultAlpha)
+	JSONReporter(&buf).Report(BestFound{Best: stack.Candidate{NumGPU: "3"}, DefaultIsBest: true, Comparison: &cmp})
+	for _, want := range []string{`"comparison":"~ (p=`, `"p_value":0.`, `"significant":false`, `"default_is_best":true`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("JSON %s lacks %s", buf.String(), want)
+		}
 	}
 }
 
@@ -108,10 +247,11 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from this run
 // captured from the engine before drivers were split and printing became events (commit
 // 1a9bfd6), and proved that change left both unchanged; they were rewritten (-update) when the
 // measurement method changed (fuze's client clock as the figure, the latency line, a
-// configuration with a failed repeat is a failure row).
+// configuration with a failed repeat is a failure row), and when a candidate must beat the default
+// by a Mann–Whitney test over the repeats to replace it.
 func TestGoldenConsoleAndCSV(t *testing.T) {
 	d := &scripted.Driver{Published: true, Rates: map[string][]float64{
-		"base": {10, 30, 20}, "ng3": {50, 40, 45}, "ng2": {0, 30, 30}, "pub": {45, 44, 46},
+		"base": {10, 30, 20, 15, 25}, "ng3": {50, 40, 45, 48, 42}, "ng2": {0, 30, 30, 30, 30}, "pub": {45, 44, 46, 47, 43},
 	}, Models: []stack.Target{{Model: "m:1", Alias: "m-1", BytesPerToken: 1_000_000_000}}}
 	dir := t.TempDir()
 	fixed := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -122,7 +262,7 @@ func TestGoldenConsoleAndCSV(t *testing.T) {
 	var log bytes.Buffer
 	h100 := &gpu.GPU{Name: "NVIDIA H100 80GB HBM3", Label: "nvidia-h100-80gb", UUID: "GPU-1", MemoryMiB: 81559}
 	e := &Engine{Driver: d, Endpoints: []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc", GPU: h100}},
-		Policy: sweep.Policy{Exhaustive: true}, Writer: w, Report: TextReporter(&log), Repeat: 3}
+		Policy: sweep.Policy{Exhaustive: true}, Writer: w, Report: TextReporter(&log), Repeat: 5}
 	if _, err := e.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stats"
 )
 
 // Event is something the engine did or saw. Reporters render events; tests assert them.
@@ -47,14 +48,17 @@ type SweepStopped struct {
 	Reason   string
 }
 
-// BestFound: the best configuration of a sweep, or the server's default when no candidate
-// beat it.
+// BestFound: the best configuration of a sweep, or the server's default when the sweep's best
+// did not significantly beat it (DefaultIsBest).
 type BestFound struct {
 	Endpoint             stack.Endpoint
 	Target               stack.Target
 	Best                 stack.Candidate
 	BestTPS, BaselineTPS float64
 	DefaultIsBest        bool
+	// Comparison is Best's repeats against the baseline's (nil when the baseline failed or is
+	// a measurement error: then Best replaces it without a test).
+	Comparison *stats.Comparison
 }
 
 // NoneWorked: no candidate of the sweep produced a measurement.
@@ -105,10 +109,17 @@ func TextReporter(w io.Writer) Reporter {
 		case SweepStopped:
 			fmt.Fprintf(w, "   stop: %s\n", ev.Reason)
 		case BestFound:
-			if ev.DefaultIsBest {
+			switch cmp := ev.Comparison; {
+			case ev.DefaultIsBest && cmp != nil && !cmp.Significant:
+				fmt.Fprintf(w, "✔  Best: the server's default (%s) at %.2f tok/s; no candidate beat it significantly (best candidate %s at %.2f: %s)\n",
+					stack.LabelBaseline, ev.BaselineTPS, ev.Best.NumGPU, ev.BestTPS, cmp)
+				if cmp.Note != "" {
+					fmt.Fprintf(w, "   %s\n", cmp.Note)
+				}
+			case ev.DefaultIsBest:
 				fmt.Fprintf(w, "✔  Best: the server's default (%s) at %.2f tok/s; no candidate beat it (best candidate %s at %.2f)\n",
 					stack.LabelBaseline, ev.BaselineTPS, ev.Best.NumGPU, ev.BestTPS)
-			} else {
+			default:
 				fmt.Fprintf(w, "✔  Best so far: %s (num_gpu=%s) at %.2f tok/s\n", ev.Best.ModelTag, ev.Best.NumGPU, ev.BestTPS)
 			}
 		case NoneWorked:
@@ -190,6 +201,12 @@ func JSONReporter(w io.Writer) Reporter {
 		case BestFound:
 			line["endpoint"], line["model"], line["model_tag"], line["num_gpu"] = ev.Endpoint.Addr, ev.Target.Model, ev.Best.ModelTag, ev.Best.NumGPU
 			line["best_tps"], line["baseline_tps"], line["default_is_best"] = ev.BestTPS, ev.BaselineTPS, ev.DefaultIsBest
+			if c := ev.Comparison; c != nil {
+				line["comparison"], line["p_value"], line["significant"] = c.String(), c.P, c.Significant
+				if c.Note != "" {
+					line["comparison_note"] = c.Note
+				}
+			}
 		case NoneWorked:
 			line["endpoint"], line["model"] = ev.Endpoint.Addr, ev.Target.Model
 		}

@@ -87,12 +87,18 @@ type Attempt struct {
 	PrefillTPS    float64   `json:"prefill_tps,omitempty"`
 	RepeatTPS     []float64 `json:"repeat_tps,omitempty"`
 	RooflineShare float64   `json:"roofline_share,omitempty"` // decode rate ÷ roofline, 2 decimals
+	// MeasurementError: the rate is above the roofline; the attempt is never chosen as best.
+	MeasurementError bool `json:"measurement_error,omitempty"`
+
+	repeats []float64 // what comparisons use (results.SampleRepeats); nil without a sample
 }
 
 // TopAttempt is a row of "Top N by tokens/sec".
 type TopAttempt struct {
 	Attempt
-	Ratio *float64 `json:"ratio"` // ÷ the best baseline of the same (stack, endpoint, model)
+	Ratio *float64 `json:"ratio"` // ÷ the baseline of the same (stack, endpoint, model)
+	// Gain is the attempt against that baseline (nil for the baseline itself or without one).
+	Gain *results.Gain `json:"gain,omitempty"`
 }
 
 // EndpointResult is baseline vs optimized for one (stack, endpoint, model).
@@ -104,20 +110,27 @@ type EndpointResult struct {
 	Alias            string   `json:"alias"`
 	BaselineAttempts int      `json:"baseline_attempts"`
 	TunedAttempts    int      `json:"tuned_attempts"` // optimized and published rows
-	Baseline         *Attempt `json:"baseline"`       // best working base-as-is row; null if none
-	Best             *Attempt `json:"best"`           // best working optimized or published row
+	Baseline         *Attempt `json:"baseline"`       // the chosen base-as-is row; null if none worked
+	Best             *Attempt `json:"best"`           // the chosen optimized or published row
 	Ratio            *float64 `json:"ratio"`
+	// Gain is Best against Baseline: significant or "~" (null without both).
+	Gain *results.Gain `json:"gain"`
 }
 
-// ModelResult is baseline vs optimized for one model across endpoints and stacks.
+// ModelResult is the best (stack, endpoint) of one model across endpoints and stacks, with
+// that endpoint's own baseline: a gain is never a rate on one GPU over a baseline on another.
 type ModelResult struct {
-	Model            string   `json:"model"`
-	Alias            string   `json:"alias"`
-	BaselineAttempts int      `json:"baseline_attempts"`
-	TunedAttempts    int      `json:"tuned_attempts"`
-	Baseline         *Attempt `json:"baseline"`
-	Best             *Attempt `json:"best"`
-	Ratio            *float64 `json:"ratio"`
+	Model            string        `json:"model"`
+	Alias            string        `json:"alias"`
+	BaselineAttempts int           `json:"baseline_attempts"` // over every endpoint
+	TunedAttempts    int           `json:"tuned_attempts"`    // over every endpoint
+	Stack            string        `json:"stack,omitempty"`   // of the chosen endpoint
+	Endpoint         string        `json:"endpoint,omitempty"`
+	GPULabel         string        `json:"gpu_label,omitempty"`
+	Baseline         *Attempt      `json:"baseline"`
+	Best             *Attempt      `json:"best"`
+	Ratio            *float64      `json:"ratio"`
+	Gain             *results.Gain `json:"gain"`
 }
 
 // OutcomeCount counts the attempts of one (stack, model) that ended one way.
@@ -144,9 +157,14 @@ type Analysis struct {
 	HasSamples  bool             `json:"has_samples"` // some run had a JSONL
 }
 
-// Analyze builds the analysis of runs. Baseline is the best base-as-is row above 0 tok/s;
-// best is the best optimized or published row above 0 (the first row wins ties); keys include
-// the stack, since stacks share endpoint addresses.
+// Analyze builds the analysis of runs with the significance rule (results.Beats): per (stack,
+// endpoint, model) the baseline is the first working base-as-is row and the best the first
+// working optimized or published row, each replaced only by a later row that beats it
+// (significantly faster repeats; rows without samples: a higher rate); rows above the
+// roofline are never chosen; the gain is the best against its own endpoint's baseline. Per
+// model the chosen endpoint is the one whose optimum (best if it beats the baseline, else the
+// baseline) beats those met before it. Keys include the stack, since stacks share endpoint
+// addresses.
 func Analyze(runs []Run, opts AnalyzeOptions) Analysis {
 	a := Analysis{TopN: opts.Top}
 	if opts.Model != nil {
@@ -161,7 +179,7 @@ func Analyze(runs []Run, opts AnalyzeOptions) Analysis {
 		if run.Records != nil {
 			a.HasSamples = true
 		}
-		recs := matchRecords(run)
+		recs := results.MatchRecords(run.Rows, run.Records)
 		for j, r := range run.Rows {
 			models[r.BaseModel] = true
 			if opts.Model != nil && !opts.Model.MatchString(r.BaseModel) {
@@ -192,30 +210,41 @@ func Analyze(runs []Run, opts AnalyzeOptions) Analysis {
 	for i := range a.PerEndpoint {
 		e := &a.PerEndpoint[i]
 		e.Ratio = ratioOf(e.Best, e.Baseline)
+		e.Gain = gainOf(e.Best, e.Baseline)
 	}
+
+	// Per model: the endpoint whose optimum beats those met before it (first-seen order).
+	mIndex := map[string]int{}
+	var chosen []*EndpointResult
+	for i := range a.PerEndpoint {
+		e := &a.PerEndpoint[i]
+		n, ok := mIndex[e.Model]
+		if !ok {
+			n = len(a.PerModel)
+			mIndex[e.Model] = n
+			a.PerModel = append(a.PerModel, ModelResult{Model: e.Model, Alias: e.Alias})
+			chosen = append(chosen, nil)
+		}
+		m := &a.PerModel[n]
+		m.BaselineAttempts += e.BaselineAttempts
+		m.TunedAttempts += e.TunedAttempts
+		if opt := e.optimum(); opt != nil && (chosen[n] == nil || beats(opt, chosen[n].optimum())) {
+			chosen[n] = e
+		}
+	}
+	for i, e := range chosen {
+		if e == nil {
+			continue
+		}
+		m := &a.PerModel[i]
+		m.Stack, m.Endpoint, m.GPULabel = e.Stack, e.Endpoint, e.GPULabel
+		m.Baseline, m.Best, m.Ratio, m.Gain = e.Baseline, e.Best, e.Ratio, e.Gain
+	}
+	sort.SliceStable(a.PerModel, func(i, j int) bool { return a.PerModel[i].Model < a.PerModel[j].Model })
 	sort.SliceStable(a.PerEndpoint, func(i, j int) bool {
 		x, y := a.PerEndpoint[i], a.PerEndpoint[j]
 		return lessKey([]string{x.Model, x.Stack, x.Endpoint}, []string{y.Model, y.Stack, y.Endpoint})
 	})
-
-	// Per model across endpoints and stacks.
-	mIndex := map[string]int{}
-	for i := range atts {
-		at := &atts[i]
-		n, ok := mIndex[at.Model]
-		if !ok {
-			n = len(a.PerModel)
-			mIndex[at.Model] = n
-			a.PerModel = append(a.PerModel, ModelResult{Model: at.Model, Alias: at.Alias})
-		}
-		m := &a.PerModel[n]
-		countAndPick(at, &m.BaselineAttempts, &m.TunedAttempts, &m.Baseline, &m.Best)
-	}
-	for i := range a.PerModel {
-		m := &a.PerModel[i]
-		m.Ratio = ratioOf(m.Best, m.Baseline)
-	}
-	sort.SliceStable(a.PerModel, func(i, j int) bool { return a.PerModel[i].Model < a.PerModel[j].Model })
 
 	// Top N by tok/s, each compared with its own endpoint's baseline.
 	if opts.Top > 0 {
@@ -224,15 +253,19 @@ func Analyze(runs []Run, opts AnalyzeOptions) Analysis {
 			baseOf[e.Stack+"\x00"+e.Endpoint+"\x00"+e.Model] = e.Baseline
 		}
 		var top []TopAttempt
-		for _, at := range atts {
+		for i := range atts {
+			at := &atts[i]
 			if at.TPS <= 0 {
 				continue
 			}
-			var r *float64
+			t := TopAttempt{Attempt: *at}
 			if b := baseOf[at.Stack+"\x00"+at.Endpoint+"\x00"+at.Model]; b != nil {
-				r = ratio(at.TPS, b.TPS)
+				t.Ratio = ratio(at.TPS, b.TPS)
+				if b != at {
+					t.Gain = gainOf(at, b)
+				}
 			}
-			top = append(top, TopAttempt{Attempt: at, Ratio: r})
+			top = append(top, t)
 		}
 		sort.SliceStable(top, func(i, j int) bool { return top[i].TPS > top[j].TPS })
 		if len(top) > opts.Top {
@@ -267,20 +300,36 @@ func Analyze(runs []Run, opts AnalyzeOptions) Analysis {
 	return a
 }
 
-// countAndPick counts an attempt and keeps it as baseline or best when it is the fastest so far.
+// countAndPick counts an attempt and keeps it as baseline or best when it is the first working
+// one, or beats the one kept so far. An attempt above the roofline is never kept.
 func countAndPick(at *Attempt, nBase, nTuned *int, base, best **Attempt) {
+	var keep **Attempt
 	switch at.Label {
 	case naming.LabelBaseline:
 		*nBase++
-		if at.TPS > 0 && (*base == nil || at.TPS > (*base).TPS) {
-			*base = at
-		}
+		keep = base
 	case naming.LabelOptimized, naming.LabelPublished:
 		*nTuned++
-		if at.TPS > 0 && (*best == nil || at.TPS > (*best).TPS) {
-			*best = at
-		}
+		keep = best
+	default:
+		return
 	}
+	if at.TPS > 0 && !at.MeasurementError && (*keep == nil || beats(at, *keep)) {
+		*keep = at
+	}
+}
+
+// beats is results.Beats on two attempts: significantly faster repeats, or, when either has
+// no sample, a higher rate.
+func beats(a, b *Attempt) bool { return results.Beats(a.TPS, a.repeats, b.TPS, b.repeats) }
+
+// optimum is the endpoint's best configuration: the tuned one if it beats the baseline (or
+// there is no baseline), else the baseline; nil when nothing worked.
+func (e *EndpointResult) optimum() *Attempt {
+	if e.Best != nil && (e.Baseline == nil || beats(e.Best, e.Baseline)) {
+		return e.Best
+	}
+	return e.Baseline
 }
 
 func ratioOf(best, base *Attempt) *float64 {
@@ -290,6 +339,14 @@ func ratioOf(best, base *Attempt) *float64 {
 	return ratio(best.TPS, base.TPS)
 }
 
+// gainOf is at against the baseline base of its endpoint (nil without both).
+func gainOf(at, base *Attempt) *results.Gain {
+	if at == nil || base == nil || base.TPS <= 0 {
+		return nil
+	}
+	return results.NewGain(at.TPS/base.TPS, results.CompareRepeats(at.repeats, base.repeats), false)
+}
+
 func lessKey(a, b []string) bool {
 	for i := range a {
 		if a[i] != b[i] {
@@ -297,39 +354,6 @@ func lessKey(a, b []string) bool {
 		}
 	}
 	return false
-}
-
-// recordKey identifies a row by the values its CSV line and its JSONL record share.
-func recordKey(ts, endpoint, model, label, tag, numGPU string, tps float64) string {
-	return strings.Join([]string{ts, endpoint, model, label, tag, numGPU, fmt.Sprintf("%.2f", tps)}, "\x00")
-}
-
-// matchRecords pairs every CSV row of run with its JSONL record (nil when it has none):
-// records are matched by content, in order, so a JSONL missing a line (a run killed
-// mid-write) leaves only that row without a sample.
-func matchRecords(run *Run) []*results.Record {
-	out := make([]*results.Record, len(run.Rows))
-	if len(run.Records) == 0 {
-		return out
-	}
-	queue := map[string][]*results.Record{}
-	for i := range run.Records {
-		rec := &run.Records[i]
-		r := rec.Row
-		k := recordKey(r.TS, r.Endpoint, r.BaseModel, r.VariantLabel, r.ModelTag, r.NumGPU, r.TokensPerSec)
-		queue[k] = append(queue[k], rec)
-	}
-	for i, r := range run.Rows {
-		ts := ""
-		if !r.TS.IsZero() {
-			ts = r.TS.Format(results.TimeLayout)
-		}
-		k := recordKey(ts, r.Endpoint, r.BaseModel, r.VariantLabel, r.ModelTag, r.NumGPU, r.TokensPerSec)
-		if q := queue[k]; len(q) > 0 {
-			out[i], queue[k] = q[0], q[1:]
-		}
-	}
-	return out
 }
 
 func newAttempt(run *Run, r results.Row, rec *results.Record, opts AnalyzeOptions) Attempt {
@@ -357,6 +381,8 @@ func newAttempt(run *Run, r results.Row, rec *results.Record, opts AnalyzeOption
 		at.RepeatTPS = append(at.RepeatTPS, round2(v))
 	}
 	at.RooflineShare = round2(s.RooflineShare)
+	at.MeasurementError = results.MeasurementError(s)
+	at.repeats = results.SampleRepeats(s)
 	return at
 }
 
@@ -415,7 +441,7 @@ func (a Analysis) tables() []table {
 		}
 		for _, r := range a.Top {
 			t.rows = append(t.rows, []string{cell(r.Time), cell(r.Alias), cell(r.Stack), cell(r.Endpoint),
-				cell(r.GPULabel), cell(r.Label), cell(r.NumGPU), tpsCell(r.TPS), ratioCell(r.Ratio)})
+				cell(r.GPULabel), cell(r.Label), cell(r.NumGPU), tpsCell(r.TPS), gainCell(r.Gain, r.Ratio)})
 		}
 		ts = append(ts, t)
 	}
@@ -431,7 +457,7 @@ func (a Analysis) tables() []table {
 			label, ng = cell(e.Best.Label), cell(e.Best.NumGPU)
 		}
 		pe.rows = append(pe.rows, []string{cell(e.Alias), cell(e.Stack), cell(e.Endpoint), cell(e.GPULabel),
-			attemptCell(e.Baseline, e.BaselineAttempts), attemptCell(e.Best, e.TunedAttempts), label, ng, ratioCell(e.Ratio)})
+			attemptCell(e.Baseline, e.BaselineAttempts), attemptCell(e.Best, e.TunedAttempts), label, ng, gainCell(e.Gain, e.Ratio)})
 	}
 	ts = append(ts, pe)
 
@@ -441,12 +467,12 @@ func (a Analysis) tables() []table {
 		right:  []bool{false, true, true, false, false, false, false, true, true},
 	}
 	for _, m := range a.PerModel {
-		st, ep, gpu, label, ng := "-", "-", "-", "-", "-"
+		label, ng := "-", "-"
 		if m.Best != nil {
-			st, ep, gpu, label, ng = cell(m.Best.Stack), cell(m.Best.Endpoint), cell(m.Best.GPULabel), cell(m.Best.Label), cell(m.Best.NumGPU)
+			label, ng = cell(m.Best.Label), cell(m.Best.NumGPU)
 		}
 		pm.rows = append(pm.rows, []string{cell(m.Alias), attemptCell(m.Baseline, m.BaselineAttempts),
-			attemptCell(m.Best, m.TunedAttempts), st, ep, gpu, label, ng, ratioCell(m.Ratio)})
+			attemptCell(m.Best, m.TunedAttempts), cell(m.Stack), cell(m.Endpoint), cell(m.GPULabel), label, ng, gainCell(m.Gain, m.Ratio)})
 	}
 	ts = append(ts, pm)
 

@@ -146,7 +146,7 @@ func TestSummaryFixtureGolden(t *testing.T) {
 		}
 		for j, r := range s.Rows {
 			cells := tb.rows[j]
-			if fmt.Sprintf("%.2f", r.OptimalTPS) != cells[7] || tpsCell(r.BaselineTPS) != cells[8] || ratioCell(r.Ratio) != cells[9] || r.Alias != cells[1] {
+			if fmt.Sprintf("%.2f", r.OptimalTPS) != cells[7] || tpsCell(r.BaselineTPS) != cells[8] || gainCell(r.Gain, r.Ratio) != cells[9] || r.Alias != cells[1] {
 				t.Errorf("section %s row %d: JSON %+v, text %q", s.ID, j, r, cells)
 			}
 		}
@@ -367,19 +367,30 @@ func TestAnalyzeGolden(t *testing.T) {
 		t.Fatalf("no result for %s %s %s", st, ep, model)
 		return EndpointResult{}
 	}
+	// The published row (112.50) is above the roofline (107%): a measurement error, never
+	// the best (it used to be, at 1.13x). The optimized row's 3 repeats against the
+	// baseline's 3 cannot be significant: "~".
 	oa := find("ollama", "127.0.0.1:11435", "gemma3:4b-it-fp16")
-	if oa.Baseline.TPS != 100 || oa.Best.TPS != 112.5 || oa.Best.Label != "published" || *oa.Ratio != 1.13 || oa.TunedAttempts != 3 {
+	if oa.Baseline.TPS != 100 || oa.Best.TPS != 110 || oa.Best.Label != "optimized" || *oa.Ratio != 1.1 || oa.TunedAttempts != 3 {
 		t.Errorf("ollama A gemma: %+v", oa)
 	}
-	if oa.Best.RooflineShare != 1.07 || oa.Baseline.TTFT != int64(120*time.Millisecond) || len(oa.Baseline.RepeatTPS) != 3 || oa.Baseline.PrefillTPS != 2000 {
+	if g := oa.Gain; g == nil || !g.Tested || g.Significant || g.String() != "~ (p=0.100)" || g.NTuned != 3 || g.NDefault != 3 {
+		t.Errorf("ollama A gemma gain: %+v", g)
+	}
+	if oa.Best.RooflineShare != 0.45 || oa.Baseline.TTFT != int64(120*time.Millisecond) || len(oa.Baseline.RepeatTPS) != 3 || oa.Baseline.PrefillTPS != 2000 {
 		t.Errorf("samples not attached: base %+v best %+v", oa.Baseline, oa.Best)
+	}
+	for _, top := range a.Top {
+		if top.Label == "published" && (!top.MeasurementError || top.RooflineShare != 1.07) {
+			t.Errorf("published row not flagged: %+v", top)
+		}
 	}
 	ob := find("ollama", "127.0.0.1:11436", "gemma3:4b-it-fp16")
 	if ob.Baseline != nil || ob.BaselineAttempts != 1 || ob.Ratio != nil || ob.Best.TPS != 80 {
 		t.Errorf("ollama B gemma: %+v", ob)
 	}
 	lc := find("llama.cpp", "127.0.0.1:11435", "gemma3:4b-it-fp16")
-	if lc.Best.TPS != 130.25 || lc.Best.HasSample || *lc.Ratio != 1.45 {
+	if lc.Best.TPS != 130.25 || lc.Best.HasSample || *lc.Ratio != 1.45 || lc.Gain.Tested || lc.Gain.String() != "1.45x (n=1)" {
 		t.Errorf("llama.cpp: %+v", lc)
 	}
 	var gemma ModelResult
@@ -388,7 +399,10 @@ func TestAnalyzeGolden(t *testing.T) {
 			gemma = m
 		}
 	}
-	if gemma.Baseline.TPS != 100 || gemma.Best.TPS != 130.25 || gemma.Best.Stack != "llama.cpp" || *gemma.Ratio != 1.3 {
+	// Across endpoints the gain is the chosen endpoint's own: llama.cpp's 130.25 over its
+	// baseline 90 (the old table divided by ollama's 100, on another server: 1.30x).
+	if gemma.Baseline.TPS != 90 || gemma.Best.TPS != 130.25 || gemma.Stack != "llama.cpp" || gemma.Best.Stack != "llama.cpp" || *gemma.Ratio != 1.45 ||
+		gemma.BaselineAttempts != 3 || gemma.TunedAttempts != 6 {
 		t.Errorf("per model gemma: %+v", gemma)
 	}
 

@@ -37,7 +37,10 @@ type SummaryRow struct {
 	OptimalTPS     float64  `json:"optimal_tokps"`
 	BaselineTPS    float64  `json:"baseline_tokps"`
 	Ratio          *float64 `json:"ratio"` // optimal ÷ baseline, 2 decimals; null without a baseline
-	CSVFile        string   `json:"csv_file"`
+	// Gain is the row's optimum against its baseline under the significance rule (null
+	// without a baseline, or when no tuned configuration worked: then the ratio is shown).
+	Gain    *results.Gain `json:"gain,omitempty"`
+	CSVFile string        `json:"csv_file"`
 }
 
 // SummarySection is one table of a summary.
@@ -60,7 +63,9 @@ const GlobalTitle = "Global best per model (across hosts & stacks, alias names):
 
 // Summary builds the summary of aggregate rows: "Top N overall" (optimal_tokps > 0, highest
 // first), the best row per (stack, model), per (stack, model, gpu_label) and per (host, model)
-// (each sorted by its key), and the global best per model (sorted by alias). The filters apply
+// (each sorted by its key, chosen by the significance rule: results.BestBy), and the global
+// best per model (sorted by alias). The x column is each row's gain over its own endpoint's
+// baseline (rowGain). The filters apply
 // as to the best files (the global section, like the by-model file, ignores STACK_RE and
 // HOST_RE). Pass the rows of results.ReadAggregate, which drops duplicated rows.
 func Summary(agg []results.AggRow, opts SummaryOptions) SummaryReport {
@@ -126,8 +131,26 @@ func summaryRow(r results.AggRow, opts SummaryOptions) SummaryRow {
 		Stack: r.Stack, Host: r.Host, Endpoint: ep, GPULabel: r.GPULabel, GPUName: r.GPUName,
 		NumGPU: r.NumGPU, OptimalVariant: r.OptimalVariant,
 		OptimalTPS: round2(r.OptimalTPS), BaselineTPS: round2(r.BaselineTPS),
-		Ratio: ratio(r.OptimalTPS, r.BaselineTPS), CSVFile: r.CSVFile,
+		Ratio: ratio(r.OptimalTPS, r.BaselineTPS), Gain: rowGain(r), CSVFile: r.CSVFile,
 	}
+}
+
+// rowGain is an aggregate row's gain: its tuned configuration against the baseline of the same
+// endpoint, tested on the repeats kept beside the aggregate (AggRow.Evidence). "~ (p=…)" when
+// the default stayed best because the difference was not significant; "n=1" for rows without
+// repeats (the original's, or runs without a JSONL), which claim no difference.
+func rowGain(r results.AggRow) *results.Gain {
+	if r.BaselineTPS <= 0 || r.OptimalTPS <= 0 {
+		return nil
+	}
+	ev := r.Evidence
+	if ev == nil {
+		return results.NewGain(r.OptimalTPS/r.BaselineTPS, nil, false)
+	}
+	if len(ev.TunedRepeats) == 0 && ev.TunedTPS <= 0 {
+		return nil // no tuned configuration worked: the default against itself
+	}
+	return results.NewGain(r.OptimalTPS/r.BaselineTPS, results.CompareRepeats(ev.TunedRepeats, ev.BaselineRepeats), ev.Optimum == results.OptimumBaseline)
 }
 
 // summaryColumns are the columns of every summary table.
@@ -141,7 +164,7 @@ func (s SummarySection) table() table {
 	for _, r := range s.Rows {
 		t.rows = append(t.rows, []string{
 			cell(r.Time), cell(r.Alias), cell(r.Stack), cell(r.Host), cell(r.Endpoint),
-			cell(r.GPULabel), cell(r.NumGPU), tpsCell(r.OptimalTPS), tpsCell(r.BaselineTPS), ratioCell(r.Ratio),
+			cell(r.GPULabel), cell(r.NumGPU), tpsCell(r.OptimalTPS), tpsCell(r.BaselineTPS), gainCell(r.Gain, r.Ratio),
 		})
 	}
 	return t

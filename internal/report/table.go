@@ -9,7 +9,10 @@
 //     columns are left-aligned, number columns right-aligned, two spaces between columns;
 //   - an empty cell is "-";
 //   - model names go through naming.Alias (ALIAS_PREFIX + compacted tag + ALIAS_SUFFIX);
-//   - ratios are optimized ÷ baseline as "1.23x", "-" without a working baseline;
+//   - gains are optimized ÷ baseline of the same endpoint, with the significance rule's verdict
+//     (results.Gain): "1.23x (p=0.008)" when the U test over their repeats says so, "~ (p=0.310)"
+//     when it does not, "1.02x (n=1)" for rows without repeats (no difference is claimed); "-"
+//     without a working baseline;
 //   - times are "YYYY-mm-dd HH:MM:SS", from compact run timestamps and ISO ones alike;
 //   - rows are in a deterministic order.
 package report
@@ -137,6 +140,16 @@ func ratioCell(r *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2fx", *r)
+}
+
+// gainCell is the cell of a gain over the server's default on the same endpoint: the
+// significance rule's (results.Gain: "1.91x (p=0.008)", "~ (p=0.310)", "1.02x (n=1)"), or the
+// plain ratio when nothing was compared (the default against itself); "-" without either.
+func gainCell(g *results.Gain, r *float64) string {
+	if g != nil {
+		return g.String()
+	}
+	return ratioCell(r)
 }
 
 func tpsCell(v float64) string {

@@ -3,6 +3,7 @@ package results
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/measure"
 )
 
 // # Aggregate
@@ -23,17 +26,27 @@ import (
 // summaries. Compared with the original collect-results.sh:
 //
 //   - Rows are de-duplicated by (csv_file, model): collecting the same run twice adds nothing.
+//   - baseline and optimum are measured on the same endpoint (the same GPU of the same host):
+//     the original took the best baseline and the best optimum over every endpoint of the run
+//     independently, so a baseline that failed on one GPU and worked on another showed a gain
+//     that no configuration had. The best configuration is chosen with the significance rule
+//     (significance.go) on the repeats of the run's JSONL.
 //   - gpu_label and gpu_name describe the row they belong with: the optimal row's GPU when
 //     there is an optimal row, else the baseline's (the original always took the baseline's,
 //     even when the optimum was measured on the other GPU, and left them empty when only the
 //     optimum worked).
-//   - A model with an optimal row but no working baseline keeps baseline_tokps 0.00 and an
-//     empty baseline_endpoint, as before.
+//   - A model with an optimal row but no working baseline on its endpoint keeps
+//     baseline_tokps 0.00 and an empty baseline_endpoint, as before.
 //   - When there is no optimal row, optimal_variant and num_gpu are empty and optimal_tokps /
 //     optimal_endpoint repeat the baseline's (the original's convention, which the best files
 //     rely on: the best known configuration of such a model is its baseline).
 //   - The file is rewritten as a whole through a temporary file and a rename, so an
 //     interrupted collect leaves either the old or the new aggregate, never half a row.
+//
+// The columns stay the seed's 13. What a row's optimum rests on — the repeats of its baseline
+// and of the best tuned configuration on its endpoint — is kept beside the aggregate in
+// <stem>.repeats.jsonl (EvidencePath), one AggEvidence per row that had samples, so that the
+// best files and the summaries can apply the same rule across runs.
 
 // AggHeader is the aggregate's header, the seed's 13 columns.
 var AggHeader = []string{
@@ -59,6 +72,51 @@ type AggRow struct {
 	GPUName          string
 	NumGPU           string // num_gpu of the optimal row
 	CSVFile          string // absolute path of the run CSV
+	// Evidence is what the optimum rests on, from the run's JSONL (EvidencePath beside the
+	// aggregate); nil for rows without samples. It is not an aggregate column.
+	Evidence *AggEvidence
+}
+
+// AggEvidence is one line of <stem>.repeats.jsonl: the repeats behind an aggregate row
+// (csv_file, model), all measured on one endpoint.
+type AggEvidence struct {
+	CSVFile  string `json:"csv_file"`
+	Model    string `json:"model"`
+	Endpoint string `json:"endpoint"`
+	// BaselineRepeats are the repeats of the endpoint's base-as-is configuration (none: it
+	// failed, or its row has no sample).
+	BaselineRepeats []float64 `json:"baseline_repeats,omitempty"`
+	// The best tuned (optimized or published) configuration on the endpoint, compared with the
+	// baseline; empty when none worked.
+	TunedVariant string    `json:"tuned_variant,omitempty"`
+	TunedNumGPU  string    `json:"tuned_num_gpu,omitempty"`
+	TunedTPS     float64   `json:"tuned_tokps,omitempty"`
+	TunedRepeats []float64 `json:"tuned_repeats,omitempty"`
+	// Optimum is which of the two the row's optimum is: "baseline" or "tuned".
+	Optimum string `json:"optimum"`
+}
+
+// Values of AggEvidence.Optimum.
+const (
+	OptimumBaseline = "baseline"
+	OptimumTuned    = "tuned"
+)
+
+// OptimalRepeats are the repeats of the row's optimum (nil when unknown).
+func (e *AggEvidence) OptimalRepeats() []float64 {
+	switch {
+	case e == nil:
+		return nil
+	case e.Optimum == OptimumTuned:
+		return e.TunedRepeats
+	}
+	return e.BaselineRepeats
+}
+
+// EvidencePath is the JSONL beside an aggregate that holds its rows' AggEvidence: for
+// <dir>/benchmarks.csv, <dir>/benchmarks.repeats.jsonl.
+func EvidencePath(aggPath string) string {
+	return strings.TrimSuffix(aggPath, filepath.Ext(aggPath)) + ".repeats.jsonl"
 }
 
 // Fields returns the row as AggColumns fields in AggHeader order (numbers %.2f).
@@ -83,12 +141,21 @@ const (
 )
 
 // SummarizeRun reduces one run CSV to one AggRow per base_model, in the order the models
-// first appear in the file:
-//   - baseline: the base-as-is row with the highest tokens_per_sec, if above 0;
-//   - optimal: the optimized or published row with the highest tokens_per_sec, if above 0
-//     (first row wins ties) and faster than the baseline; when the baseline is at least as
-//     fast, the optimum is the baseline itself (its model_tag and num_gpu, usually "default");
-//   - a model whose rows all failed still gets a row (0.00, empty variant and endpoints).
+// first appear in the file. The rows of a model are grouped by endpoint (endpoint, gpu_uuid,
+// gpu_label): a gain is only ever computed between configurations of one endpoint. Rows at
+// 0 tok/s (failed) and rows whose sample is a measurement error (MeasurementError) are never
+// chosen. "A beats B" is Beats on the rows' repeats from the run's JSONL (SampleRepeats):
+// significantly faster by the U test, or, for rows without samples, a higher tokens_per_sec.
+// Per endpoint:
+//   - baseline: the first working base-as-is row, replaced by a later one only if it beats it;
+//   - tuned: the first working optimized or published row, replaced likewise;
+//   - optimum: the tuned one if it beats the baseline (or there is no baseline), else the
+//     baseline itself (its model_tag and num_gpu, usually "default");
+//
+// and the model's row is the endpoint whose optimum beats those of the endpoints before it
+// (the first endpoint with an optimum otherwise), with that endpoint's own baseline. A model
+// whose rows all failed still gets a row (0.00, empty variant and endpoints). The row's
+// Evidence carries the repeats when the run has samples.
 //
 // The stack and run_ts come from the file name (<prefix>_bench_<YYYYmmdd_HHMMSS>.csv); a name
 // without a run timestamp falls back to the first row's ts (or the file's modification time)
@@ -124,59 +191,65 @@ func SummarizeRun(csvPath, host string) ([]AggRow, []string, error) {
 		warnings = append(warnings, fmt.Sprintf("%s: no YYYYmmdd_HHMMSS in the file name; run_ts %s taken from its contents", csvPath, runTS))
 	}
 
-	type acc struct {
-		base, opt *Row
+	recs, w := ReadRunSamples(csvPath, rows)
+	warnings = append(warnings, w...)
+
+	type model struct {
+		groups []*endpointConfigs
+		index  map[string]*endpointConfigs
 	}
 	var order []string
-	byModel := map[string]*acc{}
+	byModel := map[string]*model{}
 	for i := range rows {
 		r := &rows[i]
 		if r.BaseModel == "" {
 			warnings = append(warnings, fmt.Sprintf("%s: a row without base_model (ts %s, endpoint %s) ignored", csvPath, formatTS(r.TS), r.Endpoint))
 			continue
 		}
-		a := byModel[r.BaseModel]
-		if a == nil {
-			a = &acc{}
-			byModel[r.BaseModel] = a
+		m := byModel[r.BaseModel]
+		if m == nil {
+			m = &model{index: map[string]*endpointConfigs{}}
+			byModel[r.BaseModel] = m
 			order = append(order, r.BaseModel)
 		}
-		if r.TokensPerSec <= 0 {
+		k := r.Endpoint + "\x00" + r.GPUUUID + "\x00" + r.GPULabel
+		g := m.index[k]
+		if g == nil {
+			g = &endpointConfigs{}
+			m.index[k] = g
+			m.groups = append(m.groups, g)
+		}
+		var sample *measure.Sample
+		if recs[i] != nil {
+			sample = recs[i].Sample
+		}
+		if r.TokensPerSec <= 0 || MeasurementError(sample) {
 			continue
 		}
+		c := &config{row: r, repeats: SampleRepeats(sample)}
 		switch r.VariantLabel {
 		case labelBaseline:
-			if a.base == nil || r.TokensPerSec > a.base.TokensPerSec {
-				a.base = r
+			if g.base == nil || c.beats(g.base) {
+				g.base = c
 			}
 		case labelOptimized, labelPublished:
-			if a.opt == nil || r.TokensPerSec > a.opt.TokensPerSec {
-				a.opt = r
+			if g.tuned == nil || c.beats(g.tuned) {
+				g.tuned = c
 			}
 		}
 	}
 
 	out := make([]AggRow, 0, len(order))
-	for _, m := range order {
-		a := byModel[m]
-		ar := AggRow{RunTS: runTS, Host: host, Stack: st, Model: m, CSVFile: abs}
-		if a.base != nil {
-			ar.BaselineTPS = a.base.TokensPerSec
-			ar.BaselineEndpoint = a.base.Endpoint
-			ar.GPULabel, ar.GPUName = a.base.GPULabel, a.base.GPUName
-			ar.OptimalTPS, ar.OptimalEndpoint = ar.BaselineTPS, ar.BaselineEndpoint
+	for _, name := range order {
+		var best *endpointConfigs
+		for _, g := range byModel[name].groups {
+			if opt := g.optimum(); opt != nil && (best == nil || opt.beats(best.optimum())) {
+				best = g
+			}
 		}
-		if a.opt != nil && a.base != nil && a.base.TokensPerSec >= a.opt.TokensPerSec {
-			// No tuned setting beat the server's own defaults: the best configuration is the
-			// baseline, and recommending a slower num_gpu would cost the user throughput.
-			ar.OptimalVariant = a.base.ModelTag
-			ar.NumGPU = a.base.NumGPU
-		} else if a.opt != nil {
-			ar.OptimalVariant = a.opt.ModelTag
-			ar.OptimalTPS = a.opt.TokensPerSec
-			ar.OptimalEndpoint = a.opt.Endpoint
-			ar.NumGPU = a.opt.NumGPU
-			ar.GPULabel, ar.GPUName = a.opt.GPULabel, a.opt.GPUName
+		ar := AggRow{RunTS: runTS, Host: host, Stack: st, Model: name, CSVFile: abs}
+		if best != nil {
+			best.fill(&ar)
 		}
 		// The values the CSV carries: two decimals.
 		ar.BaselineTPS = round2(ar.BaselineTPS)
@@ -184,6 +257,64 @@ func SummarizeRun(csvPath, host string) ([]AggRow, []string, error) {
 		out = append(out, ar)
 	}
 	return out, warnings, nil
+}
+
+// config is a working row of a run with the repeats of its sample (nil without one).
+type config struct {
+	row     *Row
+	repeats []float64
+}
+
+// beats is Beats: c replaces the incumbent inc.
+func (c *config) beats(inc *config) bool {
+	return Beats(c.row.TokensPerSec, c.repeats, inc.row.TokensPerSec, inc.repeats)
+}
+
+// endpointConfigs are the chosen configurations of one model on one endpoint of a run.
+type endpointConfigs struct {
+	base, tuned *config
+}
+
+// tunedWins reports whether the tuned configuration is the endpoint's optimum.
+func (g *endpointConfigs) tunedWins() bool {
+	return g.tuned != nil && (g.base == nil || g.tuned.beats(g.base))
+}
+
+// optimum is the endpoint's best configuration; nil when nothing worked there.
+func (g *endpointConfigs) optimum() *config {
+	if g.tunedWins() {
+		return g.tuned
+	}
+	return g.base
+}
+
+// fill sets the aggregate columns and the evidence of an endpoint's result.
+func (g *endpointConfigs) fill(ar *AggRow) {
+	ev := &AggEvidence{CSVFile: ar.CSVFile, Model: ar.Model, Optimum: OptimumBaseline}
+	if b := g.base; b != nil {
+		ar.BaselineTPS, ar.BaselineEndpoint = b.row.TokensPerSec, b.row.Endpoint
+		ar.GPULabel, ar.GPUName = b.row.GPULabel, b.row.GPUName
+		ar.OptimalTPS, ar.OptimalEndpoint = ar.BaselineTPS, ar.BaselineEndpoint
+		ev.Endpoint, ev.BaselineRepeats = b.row.Endpoint, b.repeats
+	}
+	if t := g.tuned; t != nil {
+		ev.TunedVariant, ev.TunedNumGPU, ev.TunedTPS, ev.TunedRepeats = t.row.ModelTag, t.row.NumGPU, round2(t.row.TokensPerSec), t.repeats
+		ev.Endpoint = t.row.Endpoint
+	}
+	switch {
+	case g.tunedWins():
+		t := g.tuned.row
+		ar.OptimalVariant, ar.OptimalTPS, ar.OptimalEndpoint, ar.NumGPU = t.ModelTag, t.TokensPerSec, t.Endpoint, t.NumGPU
+		ar.GPULabel, ar.GPUName = t.GPULabel, t.GPUName
+		ev.Optimum = OptimumTuned
+	case g.tuned != nil:
+		// No tuned setting beat the server's own defaults: the best configuration is the
+		// baseline, and recommending another num_gpu would claim a gain nobody measured.
+		ar.OptimalVariant, ar.NumGPU = g.base.row.ModelTag, g.base.row.NumGPU
+	}
+	if ev.BaselineRepeats != nil || ev.TunedRepeats != nil {
+		ar.Evidence = ev
+	}
 }
 
 func round2(v float64) float64 {
@@ -240,7 +371,74 @@ func ReadAggregate(path string) ([]AggRow, []string, error) {
 		warnings = append(warnings, fmt.Sprintf("%s: %d duplicate rows (same csv_file and model as an earlier row) ignored: lines %s%s",
 			path, len(dups), strings.Join(shown, ", "), more))
 	}
+	evidence, w, err := readEvidence(EvidencePath(path))
+	warnings = append(warnings, w...)
+	if err != nil {
+		warnings = append(warnings, fmt.Sprintf("%v; rows read without their repeats", err))
+	}
+	for i := range out {
+		out[i].Evidence = evidence[aggKey(out[i].CSVFile, out[i].Model)]
+	}
 	return out, warnings, nil
+}
+
+// readEvidence reads an aggregate's <stem>.repeats.jsonl by (csv_file, model); the last line
+// of a key wins. A missing file is no evidence; a line that does not decode is skipped with a
+// warning "file:line: …".
+func readEvidence(path string) (map[string]*AggEvidence, []string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("results: %w", err)
+	}
+	out := map[string]*AggEvidence{}
+	var warnings []string
+	for n, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var ev AggEvidence
+		if err := json.Unmarshal(line, &ev); err != nil || ev.CSVFile == "" {
+			if err == nil {
+				err = errors.New("no csv_file")
+			}
+			warnings = append(warnings, fmt.Sprintf("%s:%d: %v; line skipped", path, n+1, err))
+			continue
+		}
+		out[aggKey(ev.CSVFile, ev.Model)] = &ev
+	}
+	return out, warnings, nil
+}
+
+// appendEvidence adds the evidence of rows to the aggregate's <stem>.repeats.jsonl (through a
+// temporary file and a rename, as the aggregate); nothing when no row has any.
+func appendEvidence(aggPath string, rows []AggRow) error {
+	var add bytes.Buffer
+	for _, r := range rows {
+		if r.Evidence == nil {
+			continue
+		}
+		line, err := json.Marshal(r.Evidence)
+		if err != nil {
+			return fmt.Errorf("results: %w", err)
+		}
+		add.Write(line)
+		add.WriteByte('\n')
+	}
+	if add.Len() == 0 {
+		return nil
+	}
+	path := EvidencePath(aggPath)
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("results: %w", err)
+	}
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		old = append(old, '\n')
+	}
+	return WriteFileAtomic(path, append(old, add.Bytes()...), 0o644)
 }
 
 // parseAggregate parses aggregate bytes, returning every readable row and its line number.
@@ -335,7 +533,8 @@ type CollectResult struct {
 // listed in Skipped with the reason; the others are collected. Any other error (a file that
 // cannot be read, an aggregate that is not one) writes nothing. The new file is written beside
 // the old one and renamed over it, so a crash leaves the old or the new aggregate, never a
-// partial one. host is the host column.
+// partial one. host is the host column. The repeats behind the new rows (AggEvidence, for runs
+// with a JSONL) are appended to EvidencePath(aggPath) the same way, before the aggregate.
 func Collect(aggPath string, runCSVs []string, host string) (res CollectResult, warnings []string, err error) {
 	old, err := os.ReadFile(aggPath)
 	exists := err == nil
@@ -402,6 +601,12 @@ func Collect(aggPath string, runCSVs []string, host string) (res CollectResult, 
 	}
 	if err := os.MkdirAll(filepath.Dir(aggPath), 0o755); err != nil {
 		return CollectResult{}, warnings, fmt.Errorf("results: %w", err)
+	}
+	// The repeats first: a row of the aggregate is never without the evidence it was chosen
+	// on (an interrupted collect may leave evidence for rows not added yet; adding them later
+	// writes the same evidence again, and the last line of a key wins).
+	if err := appendEvidence(aggPath, fresh); err != nil {
+		return CollectResult{}, warnings, err
 	}
 	if err := WriteFileAtomic(aggPath, buf.Bytes(), 0o644); err != nil {
 		return CollectResult{}, warnings, err

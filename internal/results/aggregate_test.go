@@ -41,7 +41,9 @@ func synthRunCSV(t *testing.T, dir, name string) string {
 	ts := "2025-09-14T03:00:47+00:00"
 	lines := []string{
 		strings.Join(Header, ","),
-		// m1: baseline best on A, optimum on B → GPU of the optimum; published beats optimized.
+		// m1: the best baseline is on A (100), the best optimum on B (120): the gain is B's
+		// own, 120 over B's baseline 90 (the original divided by A's 100); published and
+		// optimized tie on B and the first row seen stays.
 		ts + "," + a + ",m1,base-as-is,m1,,,,,100.00," + gA,
 		ts + "," + b + ",m1,base-as-is,m1,,,,,90.00," + gB,
 		ts + "," + a + ",m1,optimized,m1,28,,,,105.00," + gA,
@@ -76,7 +78,7 @@ func TestSummarizeRules(t *testing.T) {
 		t.Errorf("warnings %q, want one for line 12", warns)
 	}
 	want := []string{
-		"20250914_030047,h,vLLM,m1,100.00,m1-nvidia-3090ti-ng30:latest,120.00,127.0.0.1:11435,127.0.0.1:11436,nvidia-3090ti,NVIDIA GeForce RTX 3090 Ti,30," + p,
+		"20250914_030047,h,vLLM,m1,90.00,m1-nvidia-3090ti-ng30:latest,120.00,127.0.0.1:11436,127.0.0.1:11436,nvidia-3090ti,NVIDIA GeForce RTX 3090 Ti,30," + p,
 		"20250914_030047,h,vLLM,m2,0.00,,0.00,,,,,," + p,
 		"20250914_030047,h,vLLM,m3,50.00,,50.00,127.0.0.1:11436,127.0.0.1:11436,nvidia-3090ti,NVIDIA GeForce RTX 3090 Ti,," + p,
 		"20250914_030047,h,vLLM,m4,0.00,m4,7.50,,127.0.0.1:11436,nvidia-3090ti,NVIDIA GeForce RTX 3090 Ti,5," + p,

@@ -17,9 +17,11 @@ import (
 //	benchmarks.best.by_host_model.csv  host, model    BestByHostModelHeader
 //	benchmarks.best.by_model.csv       model          BestByModelHeader
 //
-// Only rows with optimal_tokps > 0 count. Per key the row ranked first by Better is kept:
-// the highest optimal_tokps, ties going to the newest run_ts, then to the smaller csv_file
-// (the original kept the first row seen). Rows are sorted by key; numbers are %.2f.
+// Only rows with optimal_tokps > 0 count. Per key one row is kept by the significance rule
+// (BestBy): the oldest row is the incumbent and a later one replaces it only when its
+// optimum's repeats are significantly faster; rows without repeats fall back to Better (the
+// highest optimal_tokps, ties going to the newest run_ts, then to the smaller csv_file; the
+// original kept the first row seen). Rows are sorted by key; numbers are %.2f.
 
 // Columns of the three best files.
 var (
@@ -69,18 +71,50 @@ func Better(a, b AggRow) bool {
 	return false
 }
 
-// BestBy keeps, for every distinct key, the row with optimal_tokps > 0 that ranks first under
-// Better, and returns them sorted by key.
+// Beats reports whether aggregate row a replaces the incumbent b as the best configuration:
+// when both rows have the repeats of their optimum (Evidence), exactly when a's are
+// significantly faster (the U test, CompareRepeats); otherwise, without repeats to test, when
+// a ranks before b under Better.
+func (a AggRow) Beats(b AggRow) bool {
+	if c := CompareRepeats(a.Evidence.OptimalRepeats(), b.Evidence.OptimalRepeats()); c != nil {
+		return c.Better
+	}
+	return Better(a, b)
+}
+
+// chronological reports whether a was measured before b: older run_ts, then the smaller
+// csv_file and the remaining columns — a total order, the order in which BestBy meets rows.
+func chronological(a, b AggRow) bool {
+	if a.RunTS != b.RunTS {
+		return a.RunTS < b.RunTS
+	}
+	af, bf := a.Fields(), b.Fields()
+	for _, i := range []int{12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11} {
+		if af[i] != bf[i] {
+			return af[i] < bf[i]
+		}
+	}
+	return false
+}
+
+// BestBy keeps, for every distinct key, one row with optimal_tokps > 0 and returns them
+// sorted by key. Rows are met oldest first (chronological): the first is the best, and a
+// later row replaces it only when it Beats it — significantly faster repeats, or without
+// repeats the old rule, Better. The result does not depend on the order of rows.
 func BestBy(rows []AggRow, key func(AggRow) []string) []AggRow {
+	sorted := make([]AggRow, 0, len(rows))
+	for _, r := range rows {
+		if r.OptimalTPS > 0 {
+			sorted = append(sorted, r)
+		}
+	}
+	sort.SliceStable(sorted, func(i, j int) bool { return chronological(sorted[i], sorted[j]) })
 	best := map[string]AggRow{}
 	keys := map[string][]string{}
-	for _, r := range rows {
-		if r.OptimalTPS <= 0 {
-			continue
-		}
+	for _, r := range sorted {
 		k := key(r)
 		ks := strings.Join(k, "\x00")
-		if cur, ok := best[ks]; !ok || Better(r, cur) {
+		if cur, ok := best[ks]; !ok || r.Beats(cur) {
 			best[ks] = r
 			keys[ks] = k
 		}
