@@ -19,9 +19,7 @@ func sampleOf(reps ...float64) *measure.Sample {
 	med := stats.Median(reps)
 	s := &measure.Sample{Outcome: measure.OK, ServerOutputTokens: 100,
 		ServerDecodeDuration: time.Duration(100 / med * float64(time.Second))}
-	if len(reps) > 1 {
-		s.RepeatTPS = reps
-	}
+	s.RepeatTPS = reps // the engine records every repeat's rate, one for a single request
 	return s
 }
 
@@ -60,9 +58,14 @@ func TestSampleRepeatsAndMeasurementError(t *testing.T) {
 	if got := SampleRepeats(sampleOf(10, 12, 11)); !reflect.DeepEqual(got, []float64{10, 12, 11}) {
 		t.Errorf("repeats %v", got)
 	}
-	// Measured once: no RepeatTPS, its own rate is the one repeat.
+	// Measured once: its own rate is the one repeat.
 	if got := SampleRepeats(sampleOf(25)); len(got) != 1 || got[0] < 24.99 || got[0] > 25.01 {
 		t.Errorf("single repeat %v", got)
+	}
+	// A record from before the engine kept repeats (server timer only, no chunk times): no
+	// repeats, so nothing is claimed from it.
+	if got := SampleRepeats(&measure.Sample{Outcome: measure.OK, ServerOutputTokens: 10, ServerDecodeDuration: time.Second}); got != nil {
+		t.Errorf("old record %v", got)
 	}
 	if SampleRepeats(nil) != nil || SampleRepeats(&measure.Sample{Outcome: measure.ErrTimeout}) != nil {
 		t.Error("a missing or failed sample has no repeats")
