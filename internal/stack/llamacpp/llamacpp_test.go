@@ -185,9 +185,19 @@ func fakeGPU(uuid string) *gpu.GPU {
 	return &gpu.GPU{Index: 0, Name: "NVIDIA Fake GPU", UUID: uuid, MemoryMiB: 24576, Label: "nvidia-fake"}
 }
 
+// fakeTimings is what the fake declares for n_gpu_layers ngl (its default 32 layers): the
+// time of one generated token, and the decode rate that makes, as the CSV carries it.
+func fakeTimings(ngl int) (step time.Duration, csvRate float64) {
+	step = llamafake.Options{Layers: 32, NGL: ngl}.Step()
+	csvRate, _ = strconv.ParseFloat(strconv.FormatFloat(float64(time.Second)/float64(step), 'f', 2, 64), 64)
+	return step, csvRate
+}
+
 // The sweep on a GPU endpoint: one server per candidate (repeats share it), the command line,
 // the environment and the requests the server really got, tokens/sec from the server's
-// timings, the offload the server reported, and nothing left running.
+// timings, the offload the server reported, and nothing left running. The fake's timings are
+// declared (llamafake.DeclaredClock), so every rate is exactly the fake's, however busy the
+// machine is.
 func TestSweepOnGPUEndpoint(t *testing.T) {
 	cfg, recPath := fakeConfig(t, "normal")
 	res := run(t, cfg, gpu.Selection{A: fakeGPU("GPU-aaaa-1111")}, sweep.Policy{Exhaustive: true}, 2)
@@ -198,6 +208,7 @@ func TestSweepOnGPUEndpoint(t *testing.T) {
 	wantNumGPU := []string{"default", "-1", "16", "0"}
 	wantOffload := []string{"0/33", "33/33", "16/33", "0/33"}
 	wantArg := []string{"not passed", "999", "16", "0"}
+	wantLayers := []int{0, 33, 16, 0} // on the GPU: the server's default (0), all, 16, none
 	for i, r := range res.rows {
 		s := res.recs[i].Sample
 		if s.Outcome != measure.OK {
@@ -212,21 +223,25 @@ func TestSweepOnGPUEndpoint(t *testing.T) {
 		if s.ServerOutputTokens != 8 || s.ServerPromptTokens < 10 || s.ServerPromptDuration <= 0 || len(s.ChunkTimes) != 8 || s.FirstToken <= 0 {
 			t.Errorf("row %d sample: %d out, %d prompt in %s, %d chunks", i, s.ServerOutputTokens, s.ServerPromptTokens, s.ServerPromptDuration, len(s.ChunkTimes))
 		}
-		// The CSV rate is the server's own predicted_per_second.
-		server, _ := strconv.ParseFloat(s.Settings["server_predicted_per_second"], 64)
-		if d := r.TokensPerSec - server; d > 0.006 || d < -0.006 {
-			t.Errorf("row %d: %.2f tok/s in the CSV, the server said %.4f", i, r.TokensPerSec, server)
+		// The CSV rate is the server's own predicted_per_second, which is the fake's declared
+		// rate: 8 steps of 1/(CPURate + LayerRate × layers on the GPU), exactly.
+		step, want := fakeTimings(wantLayers[i])
+		if s.ServerDecodeDuration != 8*step || s.ServerPromptDuration != llamafake.PrefillTime(s.ServerPromptTokens) {
+			t.Errorf("row %d: decode %s, prefill %s for %d tokens; the fake declares 8 × %s and %s",
+				i, s.ServerDecodeDuration, s.ServerPromptDuration, s.ServerPromptTokens, step, llamafake.PrefillTime(s.ServerPromptTokens))
 		}
-		if len(s.RepeatTPS) != 2 {
-			t.Errorf("row %d: %d repeats", i, len(s.RepeatTPS))
+		if r.TokensPerSec != want || s.Settings["server_predicted_per_second"] != strconv.FormatFloat(1e9/float64(step), 'f', 4, 64) {
+			t.Errorf("row %d: %.2f tok/s in the CSV, the server said %s; the fake decodes at %.2f",
+				i, r.TokensPerSec, s.Settings["server_predicted_per_second"], want)
+		}
+		if len(s.RepeatTPS) != 2 || s.RepeatTPS[0] != s.RepeatTPS[1] {
+			t.Errorf("row %d: repeats %v", i, s.RepeatTPS)
 		}
 	}
-	// More layers on the GPU decode faster: the fall the sweep exists to find.
-	if !(res.rows[1].TokensPerSec > res.rows[2].TokensPerSec && res.rows[2].TokensPerSec > res.rows[3].TokensPerSec) {
-		t.Errorf("no fall with fewer layers: %.2f %.2f %.2f", res.rows[1].TokensPerSec, res.rows[2].TokensPerSec, res.rows[3].TokensPerSec)
-	}
-	if r := res.rows[1].TokensPerSec; r < 0.8*(llamafake.CPURate+33*llamafake.LayerRate) || r > 1.05*(llamafake.CPURate+33*llamafake.LayerRate) {
-		t.Errorf("full offload at %.2f tok/s, the fake decodes at %.0f", r, llamafake.CPURate+33*llamafake.LayerRate)
+	// More layers on the GPU decode faster: the fall the sweep exists to find (40 + 10 per
+	// layer: 370, 200, 40 tok/s).
+	if got := []float64{res.rows[1].TokensPerSec, res.rows[2].TokensPerSec, res.rows[3].TokensPerSec}; got[0] != 370 || got[1] != 200 || got[2] != 40 {
+		t.Errorf("full, 16 and 0 layers at %v tok/s, the fake decodes at 370, 200 and 40", got)
 	}
 
 	starts, reqs := readRecords(t, recPath)
@@ -305,8 +320,8 @@ func TestBaselineRecordsTheServersDefaultOffload(t *testing.T) {
 	if res.rows[0].GPULabel != "cpu" || res.rows[1].ModelTag != "tiny-model-cpu-ngl0" {
 		t.Errorf("rows %+v", res.rows)
 	}
-	if !(res.rows[0].TokensPerSec > res.rows[1].TokensPerSec) {
-		t.Errorf("full default offload %.2f tok/s is not faster than -ngl 0 at %.2f", res.rows[0].TokensPerSec, res.rows[1].TokensPerSec)
+	if res.rows[0].TokensPerSec != 370 || res.rows[1].TokensPerSec != 40 {
+		t.Errorf("full default offload at %.2f tok/s, -ngl 0 at %.2f; the fake decodes at 370 and 40", res.rows[0].TokensPerSec, res.rows[1].TokensPerSec)
 	}
 }
 
