@@ -208,7 +208,14 @@ func NewServer(opt Options) *Server {
 
 // Load logs the model loader's lines and marks the model loaded.
 func (s *Server) Load() {
-	defer close(s.ready)
+	s.logLoader()
+	s.markLoaded()
+}
+
+// logLoader prints the model loader's lines, the offload line among them. A real server
+// prints them while it loads, long before /health answers 200; Main prints them when loading
+// starts, a LoadDelay before it is ready, so that they are in the driver's log by then.
+func (s *Server) logLoader() {
 	o := s.opt
 	if o.Replay != nil && o.Replay.Log != nil {
 		o.Log.Write(o.Replay.Log)
@@ -236,7 +243,12 @@ func (s *Server) Load() {
 	fmt.Fprintf(o.Log, "llama_init_from_model: n_ctx         = %d\n", o.CtxSize)
 	fmt.Fprintf(o.Log, "llama_init_from_model: n_batch       = %d\n", o.BatchSize)
 	fmt.Fprintf(o.Log, "srv          init: initializing slots, n_slots = %d\n", max1(o.Parallel))
-	fmt.Fprintf(o.Log, "main: model loaded\n")
+}
+
+// markLoaded ends the loading: /health answers 200 from now on.
+func (s *Server) markLoaded() {
+	fmt.Fprintf(s.opt.Log, "main: model loaded\n")
+	close(s.ready)
 }
 
 func max1(n int) int {
@@ -628,6 +640,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		return 134 // the real server aborts here (its HTTP thread is never joined)
 	}
 
+	srv.logLoader()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -636,7 +649,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		return 130 // killed while loading: the handler is not installed yet
 	}
 	if opt.Mode != "never-ready" { // never-ready: stuck loading, /health stays 503
-		srv.Load()
+		srv.markLoaded()
 		fmt.Fprintf(log, "main: server is listening on http://%s:%d - starting the main loop\n", host, port)
 		fmt.Fprintf(log, "srv  update_slots: all slots are idle\n")
 	}
