@@ -325,6 +325,44 @@ func TestBaselineRecordsTheServersDefaultOffload(t *testing.T) {
 	}
 }
 
+// A server built without GPU offload logs its loader without an "offloaded N/M layers to GPU"
+// line and ignores --n-gpu-layers (with a warning). On a GPU endpoint, the driver records
+// that the build has no GPU offload, for the baseline and every candidate alike, and their
+// rates are all the fake's CPU rate: the sweep's flat line is explained, not a mystery.
+func TestCPUBuildRecordsNoOffload(t *testing.T) {
+	cfg, _ := fakeConfig(t, "normal", "FUZE_FAKE_LLAMA_BUILD=cpu")
+	cfg.NGL = []int{-1, 0}
+	res := run(t, cfg, gpu.Selection{A: fakeGPU("GPU-dddd")}, sweep.Policy{Exhaustive: true}, 1)
+	if len(res.rows) != 3 {
+		t.Fatalf("%d rows\n%s", len(res.rows), res.log)
+	}
+	wantArg := []string{"not passed", "999", "0"}
+	for i, r := range res.rows {
+		s := res.recs[i].Sample
+		if s.Outcome != measure.OK {
+			t.Fatalf("row %d: %s: %s\n%s", i, s.Outcome, s.Error, res.log)
+		}
+		if s.Settings["offloaded_layers"] != llamacpp.NoOffload || s.Settings["n_gpu_layers_arg"] != wantArg[i] {
+			t.Errorf("row %d: offloaded_layers %q, n_gpu_layers_arg %q; want %q and %q",
+				i, s.Settings["offloaded_layers"], s.Settings["n_gpu_layers_arg"], llamacpp.NoOffload, wantArg[i])
+		}
+		if r.TokensPerSec != llamafake.CPURate {
+			t.Errorf("row %d: %.2f tok/s, the fake's CPU build decodes at %.2f", i, r.TokensPerSec, llamafake.CPURate)
+		}
+	}
+	if n := strings.Count(res.log, "offloaded "+llamacpp.NoOffload+", log "); n != 3 {
+		t.Errorf("the console names the missing offload %d times, want 3:\n%s", n, res.log)
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.LogDir, "llamacpp_a_20250220_000000.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "--gpu-layers option will be ignored"); n != 2 || strings.Contains(string(b), "layers to GPU") {
+		t.Errorf("server log: %d --gpu-layers warnings (want 2, one per candidate), offload lines: %v\n%s",
+			n, strings.Contains(string(b), "layers to GPU"), b)
+	}
+}
+
 // A server that dies at start: a failure row naming the server's last log lines, one start
 // per configuration, the sweep goes on, nothing left running.
 func TestServerExitsAtStart(t *testing.T) {
