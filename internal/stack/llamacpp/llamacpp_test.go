@@ -384,21 +384,39 @@ func TestServerExitsAtStart(t *testing.T) {
 	}
 }
 
-// A server that never gets ready is started once per configuration, not once per repeat.
+// A server that never gets ready is started once per configuration, not once per repeat, and
+// its timeout names the server's last /health answer. The deadline fires whatever the load
+// (the server never gets ready); it only has to outlast the fake's own start, which binds the
+// port first thing and answers 503 from then on: 5 s, not a tight 1 s that a busy machine's
+// process start can use up before the first answer.
 func TestNeverReadyIsNotRetriedPerRepeat(t *testing.T) {
 	cfg, recPath := fakeConfig(t, "never-ready")
-	cfg.ReadyTimeout = time.Second
+	cfg.ReadyTimeout = 5 * time.Second
 	cfg.NGL = []int{16}
-	res := run(t, cfg, gpu.Selection{}, sweep.Policy{Exhaustive: true}, 3)
-	for i, rec := range res.recs {
-		if rec.Sample.Outcome != measure.ErrTimeout || !strings.Contains(rec.Sample.Error, "not ready after 1s") ||
-			!strings.Contains(rec.Sample.Error, "Loading model") {
-			t.Errorf("row %d: %s: %s", i, rec.Sample.Outcome, rec.Sample.Error)
+	ctx := context.Background()
+	d := llamacpp.New(cfg, nil)
+	eps, err := d.Setup(ctx, gpu.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	targets, err := d.Targets(ctx)
+	if err != nil || len(targets) != 1 {
+		t.Fatal(targets, err)
+	}
+	cands, err := d.Candidates(ctx, eps[0], targets[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // three repeats of one configuration
+		s := d.Measure(ctx, eps[0], targets[0], cands[0])
+		if s.Outcome != measure.ErrTimeout || !strings.Contains(s.Error, "not ready after 5s") || !strings.Contains(s.Error, "Loading model") {
+			t.Errorf("repeat %d: %s: %s", i, s.Outcome, s.Error)
 		}
 	}
 	starts, reqs := readRecords(t, recPath)
-	if len(starts) != 2 || len(reqs) != 0 {
-		t.Errorf("%d starts and %d completion requests, want 2 and 0", len(starts), len(reqs))
+	if len(starts) != 1 || len(reqs) != 0 {
+		t.Errorf("%d starts and %d completion requests, want 1 and 0", len(starts), len(reqs))
 	}
 }
 

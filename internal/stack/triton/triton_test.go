@@ -383,12 +383,19 @@ func TestPortTakenIsAnError(t *testing.T) {
 	}
 }
 
+// Nothing listening where an already-running server should be is said after two seconds of
+// refused connections, not after the readiness deadline: with an hour's deadline, Setup
+// returns that diagnosis, not a timeout (which a 300 ms deadline on a busy machine gave
+// before any probe was answered).
 func TestNoServerRunning(t *testing.T) {
 	cfg := config(t, t.TempDir(), "", Model{Name: "llama", Alias: "l"})
-	cfg.ReadyTimeout = 300 * time.Millisecond
-	_, err := New(cfg, &bytes.Buffer{}).Setup(context.Background(), gpu.Selection{})
-	if err == nil || !strings.Contains(err.Error(), "not ready") || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "TRITON_START_CMD") {
-		t.Fatalf("got %v", err)
+	cfg.ReadyTimeout = time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := New(cfg, &bytes.Buffer{}).Setup(ctx, gpu.Selection{})
+	if err == nil || !strings.Contains(err.Error(), "not ready: nothing listens there (connection refused)") || !strings.Contains(err.Error(), "TRITON_START_CMD") ||
+		strings.Contains(err.Error(), "not ready after") || ctx.Err() != nil {
+		t.Fatalf("got %v (context: %v)", err, ctx.Err())
 	}
 }
 

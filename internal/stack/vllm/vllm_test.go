@@ -279,7 +279,9 @@ func TestFailures(t *testing.T) {
 		t.Run(tc.mode+tc.dtype, func(t *testing.T) {
 			cfg := config(t, tc.mode, t.TempDir())
 			if tc.mode == "never-ready" {
-				cfg.ReadyTimeout = 1500 * time.Millisecond // the others keep a deadline no busy machine reaches
+				// It fires whatever the load (the server never gets ready), but must outlast
+				// the fake's start for its 503 to be named; the other modes keep 20 s.
+				cfg.ReadyTimeout = 5 * time.Second
 			}
 			if tc.dtype != "" {
 				cfg.DType = tc.dtype
