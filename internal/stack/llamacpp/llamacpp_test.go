@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -186,9 +187,19 @@ func fakeGPU(uuid string) *gpu.GPU {
 	return &gpu.GPU{Index: 0, Name: "NVIDIA Fake GPU", UUID: uuid, MemoryMiB: 24576, Label: "nvidia-fake"}
 }
 
+// fakeTimings is what the fake declares for n_gpu_layers ngl (its default 32 layers): the
+// time of one generated token, and the decode rate that makes, as the CSV carries it.
+func fakeTimings(ngl int) (step time.Duration, csvRate float64) {
+	step = llamafake.Options{Layers: 32, NGL: ngl}.Step()
+	csvRate, _ = strconv.ParseFloat(strconv.FormatFloat(float64(time.Second)/float64(step), 'f', 2, 64), 64)
+	return step, csvRate
+}
+
 // The sweep on a GPU endpoint: one server per candidate (repeats share it), the command line,
 // the environment and the requests the server really got, tokens/sec from the server's
-// timings, the offload the server reported, and nothing left running.
+// timings, the offload the server reported, and nothing left running. The fake's timings are
+// declared (llamafake.DeclaredClock), so every rate is exactly the fake's, however busy the
+// machine is.
 func TestSweepOnGPUEndpoint(t *testing.T) {
 	cfg, recPath := fakeConfig(t, "normal")
 	res := run(t, cfg, gpu.Selection{A: fakeGPU("GPU-aaaa-1111")}, sweep.Policy{Exhaustive: true}, 2)
@@ -199,6 +210,7 @@ func TestSweepOnGPUEndpoint(t *testing.T) {
 	wantNumGPU := []string{"default", "-1", "16", "0"}
 	wantOffload := []string{"0/33", "33/33", "16/33", "0/33"}
 	wantArg := []string{"not passed", "999", "16", "0"}
+	wantLayers := []int{0, 33, 16, 0} // on the GPU: the server's default (0), all, 16, none
 	for i, r := range res.rows {
 		s := res.recs[i].Sample
 		if s.Outcome != measure.OK {
@@ -213,23 +225,28 @@ func TestSweepOnGPUEndpoint(t *testing.T) {
 		if s.ServerOutputTokens != 8 || s.ServerPromptTokens < 10 || s.ServerPromptDuration <= 0 || len(s.ChunkTimes) != 8 || s.FirstToken <= 0 {
 			t.Errorf("row %d sample: %d out, %d prompt in %s, %d chunks", i, s.ServerOutputTokens, s.ServerPromptTokens, s.ServerPromptDuration, len(s.ChunkTimes))
 		}
-		// The CSV rate is fuze's client's; the server's own predicted_per_second is kept
-		// beside it as the cross-check, exactly as the server printed it.
-		m := res.recs[i].Metrics
-		if d := r.TokensPerSec - m.DecodeTPS; d > 0.006 || d < -0.006 {
-			t.Errorf("row %d: %.2f tok/s in the CSV, the client measured %.4f", i, r.TokensPerSec, m.DecodeTPS)
+		// The CSV rate is fuze's client's (checked against the record's own metrics); the
+		// server's predicted_per_second, the fake's declared rate (8 steps of 1/(CPURate +
+		// LayerRate × layers on the GPU), exactly), is the cross-check beside it.
+		step, want := fakeTimings(wantLayers[i])
+		if m := res.recs[i].Metrics; math.Abs(r.TokensPerSec-m.DecodeTPS) > 0.006 || math.Abs(m.ServerDecodeTPS-want) > 1e-6*want {
+			t.Errorf("row %d: %.2f tok/s in the CSV, the client measured %.4f; server timer %.4f, the fake declares %.2f", i, r.TokensPerSec, m.DecodeTPS, m.ServerDecodeTPS, want)
 		}
-		server, _ := strconv.ParseFloat(s.Settings["server_predicted_per_second"], 64)
-		if d := m.ServerDecodeTPS - server; d > 0.01 || d < -0.01 || m.ServerClientRatio <= 0 {
-			t.Errorf("row %d: server timer %.4f, the server said %.4f (ratio %.3f)", i, m.ServerDecodeTPS, server, m.ServerClientRatio)
+		if s.ServerDecodeDuration != 8*step || s.ServerPromptDuration != llamafake.PrefillTime(s.ServerPromptTokens) {
+			t.Errorf("row %d: decode %s, prefill %s for %d tokens; the fake declares 8 × %s and %s",
+				i, s.ServerDecodeDuration, s.ServerPromptDuration, s.ServerPromptTokens, step, llamafake.PrefillTime(s.ServerPromptTokens))
+		}
+		if s.Settings["server_predicted_per_second"] != strconv.FormatFloat(1e9/float64(step), 'f', 4, 64) {
+			t.Errorf("row %d: the server said %s; the fake decodes at %.2f", i, s.Settings["server_predicted_per_second"], want)
 		}
 		if len(s.RepeatTPS) != 2 {
-			t.Errorf("row %d: %d repeats", i, len(s.RepeatTPS))
+			t.Errorf("row %d: repeats %v", i, s.RepeatTPS)
 		}
 	}
-	// More layers on the GPU decode faster: the fall the sweep exists to find.
-	if !(res.rows[1].TokensPerSec > res.rows[2].TokensPerSec && res.rows[2].TokensPerSec > res.rows[3].TokensPerSec) {
-		t.Errorf("no fall with fewer layers: %.2f %.2f %.2f", res.rows[1].TokensPerSec, res.rows[2].TokensPerSec, res.rows[3].TokensPerSec)
+	// More layers on the GPU decode faster: the fall the sweep exists to find, on the fake's
+	// declared timings (40 + 10 per layer: 370, 200, 40 tok/s by the server's timer).
+	if got := []float64{res.recs[1].Metrics.ServerDecodeTPS, res.recs[2].Metrics.ServerDecodeTPS, res.recs[3].Metrics.ServerDecodeTPS}; math.Abs(got[0]-370) > 1e-4 || math.Abs(got[1]-200) > 1e-4 || math.Abs(got[2]-40) > 1e-4 {
+		t.Errorf("full, 16 and 0 layers at %v tok/s by the server timer, the fake decodes at 370, 200 and 40", got)
 	}
 
 	starts, reqs := readRecords(t, recPath)
@@ -308,8 +325,46 @@ func TestBaselineRecordsTheServersDefaultOffload(t *testing.T) {
 	if res.rows[0].GPULabel != "cpu" || res.rows[1].ModelTag != "tiny-model-cpu-ngl0" {
 		t.Errorf("rows %+v", res.rows)
 	}
-	if !(res.rows[0].TokensPerSec > res.rows[1].TokensPerSec) {
-		t.Errorf("full default offload %.2f tok/s is not faster than -ngl 0 at %.2f", res.rows[0].TokensPerSec, res.rows[1].TokensPerSec)
+	if a, b := res.recs[0].Metrics.ServerDecodeTPS, res.recs[1].Metrics.ServerDecodeTPS; math.Abs(a-370) > 1e-4 || math.Abs(b-40) > 1e-4 {
+		t.Errorf("full default offload at %.2f tok/s, -ngl 0 at %.2f by the server timer; the fake decodes at 370 and 40", a, b)
+	}
+}
+
+// A server built without GPU offload logs its loader without an "offloaded N/M layers to GPU"
+// line and ignores --n-gpu-layers (with a warning). On a GPU endpoint, the driver records
+// that the build has no GPU offload, for the baseline and every candidate alike, and their
+// rates are all the fake's CPU rate: the sweep's flat line is explained, not a mystery.
+func TestCPUBuildRecordsNoOffload(t *testing.T) {
+	cfg, _ := fakeConfig(t, "normal", "FUZE_FAKE_LLAMA_BUILD=cpu")
+	cfg.NGL = []int{-1, 0}
+	res := run(t, cfg, gpu.Selection{A: fakeGPU("GPU-dddd")}, sweep.Policy{Exhaustive: true}, 1)
+	if len(res.rows) != 3 {
+		t.Fatalf("%d rows\n%s", len(res.rows), res.log)
+	}
+	wantArg := []string{"not passed", "999", "0"}
+	for i, r := range res.rows {
+		s := res.recs[i].Sample
+		if s.Outcome != measure.OK {
+			t.Fatalf("row %d: %s: %s\n%s", i, s.Outcome, s.Error, res.log)
+		}
+		if s.Settings["offloaded_layers"] != llamacpp.NoOffload || s.Settings["n_gpu_layers_arg"] != wantArg[i] {
+			t.Errorf("row %d: offloaded_layers %q, n_gpu_layers_arg %q; want %q and %q",
+				i, s.Settings["offloaded_layers"], s.Settings["n_gpu_layers_arg"], llamacpp.NoOffload, wantArg[i])
+		}
+		if got := res.recs[i].Metrics.ServerDecodeTPS; math.Abs(got-llamafake.CPURate) > 1e-4 || r.TokensPerSec <= 0 {
+			t.Errorf("row %d: %.2f tok/s by the server timer (CSV %.2f), the fake's CPU build decodes at %.2f", i, got, r.TokensPerSec, llamafake.CPURate)
+		}
+	}
+	if n := strings.Count(res.log, "offloaded "+llamacpp.NoOffload+", log "); n != 3 {
+		t.Errorf("the console names the missing offload %d times, want 3:\n%s", n, res.log)
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.LogDir, "llamacpp_a_20250220_000000.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "--gpu-layers option will be ignored"); n != 2 || strings.Contains(string(b), "layers to GPU") {
+		t.Errorf("server log: %d --gpu-layers warnings (want 2, one per candidate), offload lines: %v\n%s",
+			n, strings.Contains(string(b), "layers to GPU"), b)
 	}
 }
 
@@ -334,21 +389,39 @@ func TestServerExitsAtStart(t *testing.T) {
 	}
 }
 
-// A server that never gets ready is started once per configuration, not once per repeat.
+// A server that never gets ready is started once per configuration, not once per repeat, and
+// its timeout names the server's last /health answer. The deadline fires whatever the load
+// (the server never gets ready); it only has to outlast the fake's own start, which binds the
+// port first thing and answers 503 from then on: 5 s, not a tight 1 s that a busy machine's
+// process start can use up before the first answer.
 func TestNeverReadyIsNotRetriedPerRepeat(t *testing.T) {
 	cfg, recPath := fakeConfig(t, "never-ready")
-	cfg.ReadyTimeout = time.Second
+	cfg.ReadyTimeout = 5 * time.Second
 	cfg.NGL = []int{16}
-	res := run(t, cfg, gpu.Selection{}, sweep.Policy{Exhaustive: true}, 3)
-	for i, rec := range res.recs {
-		if rec.Sample.Outcome != measure.ErrTimeout || !strings.Contains(rec.Sample.Error, "not ready after 1s") ||
-			!strings.Contains(rec.Sample.Error, "Loading model") {
-			t.Errorf("row %d: %s: %s", i, rec.Sample.Outcome, rec.Sample.Error)
+	ctx := context.Background()
+	d := llamacpp.New(cfg, nil)
+	eps, err := d.Setup(ctx, gpu.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	targets, err := d.Targets(ctx)
+	if err != nil || len(targets) != 1 {
+		t.Fatal(targets, err)
+	}
+	cands, err := d.Candidates(ctx, eps[0], targets[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // three repeats of one configuration
+		s := (&engine.Engine{Driver: d}).Measure(ctx, eps[0], targets[0], cands[0])
+		if s.Outcome != measure.ErrTimeout || !strings.Contains(s.Error, "not ready after 5s") || !strings.Contains(s.Error, "Loading model") {
+			t.Errorf("repeat %d: %s: %s", i, s.Outcome, s.Error)
 		}
 	}
 	starts, reqs := readRecords(t, recPath)
-	if len(starts) != 2 || len(reqs) != 0 {
-		t.Errorf("%d starts and %d completion requests, want 2 and 0", len(starts), len(reqs))
+	if len(starts) != 1 || len(reqs) != 0 {
+		t.Errorf("%d starts and %d completion requests, want 1 and 0", len(starts), len(reqs))
 	}
 }
 

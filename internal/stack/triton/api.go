@@ -24,8 +24,8 @@ type client struct {
 	hc   *http.Client
 }
 
-func newClient(addr string) *client {
-	return &client{addr: addr, hc: &http.Client{}}
+func (d *Driver) newClient(addr string) *client {
+	return &client{addr: addr, hc: &http.Client{Transport: d.cfg.Transport}}
 }
 
 func (c *client) url(path string) string { return "http://" + c.addr + path }

@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -81,6 +82,9 @@ type Config struct {
 	LogDir               string
 	RunTS                string
 	Environ              []string // environment for started servers
+	// Transport carries the driver's HTTP requests; nil: http.DefaultTransport. (Tests pass
+	// an in-memory one to run a fake inside a synctest bubble.)
+	Transport http.RoundTripper
 }
 
 // Driver implements stack.Runner for Triton.
@@ -225,7 +229,7 @@ func gpuOf(ep stack.Endpoint) string {
 // waitReady polls GET /v2/health/ready (the shared server.WaitFor loop) until it answers 200,
 // the deadline passes, the started process exits or the endpoint turns out not to speak HTTP.
 func (d *Driver) waitReady(ctx context.Context, ep stack.Endpoint, proc *server.Process) error {
-	c := newClient(ep.Addr)
+	c := d.newClient(ep.Addr)
 	probed := false
 	var refusedSince time.Time
 	probe := func(pctx context.Context) error {
@@ -275,7 +279,7 @@ func (d *Driver) waitReady(ctx context.Context, ep stack.Endpoint, proc *server.
 // deadline passes; a model Triton does not know is not waited for. Models that are not
 // ready become failure rows (Measure), not a failed run.
 func (d *Driver) waitModels(ctx context.Context, ep stack.Endpoint, proc *server.Process) {
-	c := newClient(ep.Addr)
+	c := d.newClient(ep.Addr)
 	deadline := time.Now().Add(d.cfg.ReadyTimeout)
 	for _, m := range d.cfg.Models {
 		for {
@@ -481,7 +485,7 @@ func (d *Driver) info(ctx context.Context, ep stack.Endpoint, model string) (*mo
 	if mi != nil {
 		return mi, nil
 	}
-	c := newClient(ep.Addr)
+	c := d.newClient(ep.Addr)
 	ictx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
 	md, err := c.Metadata(ictx, model)
@@ -553,7 +557,7 @@ func (d *Driver) generate(ctx context.Context, ep stack.Endpoint, model string, 
 	if rec == nil {
 		rec = discard{start: time.Now()}
 	}
-	c := newClient(ep.Addr)
+	c := d.newClient(ep.Addr)
 	body := mi.generateBody(prompt, maxTokens, d.cfg.Temperature, true)
 	gctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()

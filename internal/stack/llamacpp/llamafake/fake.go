@@ -11,9 +11,8 @@
 //     "data: {json}\n\n" with "stop":true, "content":"", "stop_type", "tokens_predicted",
 //     "tokens_evaluated", "generation_settings" and "timings" {prompt_n, prompt_ms,
 //     prompt_per_token_ms, prompt_per_second, predicted_n, predicted_ms,
-//     predicted_per_token_ms, predicted_per_second}. predicted_ms runs from the first
-//     generated token to the end, prompt_ms from the start of prompt processing to the first
-//     token, as in server_slot::get_timings.
+//     predicted_per_token_ms, predicted_per_second}: prompt_ms covers prompt processing,
+//     predicted_ms generation (server_slot::get_timings; see "Timings" below).
 //   - Errors are {"error":{"code","message","type"}} with the HTTP status of the code.
 //   - The model loader's log lines include "load_tensors: offloaded N/M layers to GPU", where
 //     N = min(n_gpu_layers, layers+1) and M = layers+1. Without --n-gpu-layers the server's
@@ -24,6 +23,18 @@
 // so an n_gpu_layers sweep shows a fall. Tokens really are streamed, one flush per event, at
 // that rate.
 //
+// Timings are declared, not measured: every generated token costs one Step (1/Rate) and the
+// prompt promptN/Prefill seconds on the fake's Clock, which by default (DeclaredClock) advances
+// by exactly those steps while the stream is paced by real sleeps. So predicted_per_second is
+// Rate() and prompt_per_second is Prefill, to the nanosecond, however loaded the machine is.
+// (The real server starts predicted_ms at its first token, so n tokens span n-1 decode steps
+// there; the fake counts one step per token so that its reported rate is its declared one.)
+//
+// A CPU build (Options.CPUBuild) ignores --n-gpu-layers with the real build's warning and its
+// loader logs no "offloaded N/M layers to GPU" line. A replaying fake (Options.Replay) answers
+// with the exchanges recorded from a real llama-server (../testdata/real) and prints the
+// recorded loader log.
+//
 // Environment (read through the getenv passed to Main):
 //
 //	FUZE_FAKE_LLAMA_MODE         normal (default) | no-timings | never-ready | crash | die-mid-stream
@@ -32,6 +43,9 @@
 //	FUZE_FAKE_LLAMA_DEFAULT_NGL  n_gpu_layers when the flag is absent (default 0)
 //	FUZE_FAKE_LLAMA_EOS_AFTER    without ignore_eos, the model ends after this many tokens (default 5)
 //	FUZE_FAKE_LLAMA_RECORD       file that gets one JSON line per start and per request
+//	FUZE_FAKE_LLAMA_BUILD        gpu (default) | cpu: a build without GPU offload
+//	FUZE_FAKE_LLAMA_CLOCK        declared (default) | wall: timings measured on the wall clock
+//	FUZE_FAKE_LLAMA_REPLAY       path prefix of recorded exchanges to replay (see LoadReplay)
 package llamafake
 
 import (
@@ -78,6 +92,15 @@ type Options struct {
 	Record     func(v any)
 	OnDie      func() // die-mid-stream: called instead of exiting (nil: os.Exit(134))
 	HTTPThread int
+	NoMmap     bool
+	// CPUBuild: a server built without GPU offload: every layer stays on the CPU whatever
+	// n_gpu_layers says, and the loader logs no offload line.
+	CPUBuild bool
+	// Clock stamps the reported timings and paces the stream; nil: a DeclaredClock that also
+	// sleeps for real.
+	Clock Clock
+	// Replay, when set, answers with recorded exchanges instead of the fake model.
+	Replay *Replay
 }
 
 // Offloaded is the number of layers on the GPU and the number that could be, as the model
@@ -85,7 +108,7 @@ type Options struct {
 func (o Options) Offloaded() (n, max int) {
 	max = o.Layers + 1
 	n = o.NGL
-	if n < 0 {
+	if n < 0 || o.CPUBuild {
 		n = 0
 	}
 	return min(n, max), max
@@ -96,6 +119,63 @@ func (o Options) Rate() float64 {
 	n, _ := o.Offloaded()
 	return CPURate + LayerRate*float64(n)
 }
+
+// Step is the time one generated token costs on the fake's clock: 1/Rate, to the
+// nanosecond. The reported predicted_per_second is 1e9/Step.
+func (o Options) Step() time.Duration {
+	return time.Duration(math.Round(float64(time.Second) / o.Rate()))
+}
+
+// PrefillTime is the time the fake spends on a prompt of n tokens: n/Prefill seconds.
+func PrefillTime(n int) time.Duration {
+	return time.Duration(math.Round(float64(n) / Prefill * float64(time.Second)))
+}
+
+// Clock is the fake's time: Sleep paces the stream, Now stamps the timings it reports.
+type Clock interface {
+	Now() time.Time
+	Sleep(time.Duration)
+}
+
+// DeclaredClock is time that advances only by what the fake sleeps, so the timings the fake
+// reports are exactly the steps it declares, whatever the load of the machine. With Pace,
+// Sleep also waits for real, so that the stream still arrives paced.
+type DeclaredClock struct {
+	Pace bool
+	mu   sync.Mutex
+	now  time.Time
+}
+
+// Now implements Clock.
+func (c *DeclaredClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.now.IsZero() {
+		c.now = time.Date(2025, 2, 20, 0, 0, 0, 0, time.UTC)
+	}
+	return c.now
+}
+
+// Sleep implements Clock.
+func (c *DeclaredClock) Sleep(d time.Duration) {
+	if c.Pace {
+		time.Sleep(d)
+	}
+	c.Now() // the epoch
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// WallClock is the real time: timings are measured, as a real server measures them (and so
+// vary with the machine's load).
+type WallClock struct{}
+
+// Now implements Clock.
+func (WallClock) Now() time.Time { return time.Now() }
+
+// Sleep implements Clock.
+func (WallClock) Sleep(d time.Duration) { time.Sleep(d) }
 
 // Server is the fake's HTTP handler and state.
 type Server struct {
@@ -120,24 +200,54 @@ func NewServer(opt Options) *Server {
 	if opt.Record == nil {
 		opt.Record = func(any) {}
 	}
+	if opt.Clock == nil {
+		opt.Clock = &DeclaredClock{Pace: true}
+	}
 	return &Server{opt: opt, ready: make(chan struct{})}
 }
 
 // Load logs the model loader's lines and marks the model loaded.
 func (s *Server) Load() {
+	s.logLoader()
+	s.markLoaded()
+}
+
+// logLoader prints the model loader's lines, the offload line among them. A real server
+// prints them while it loads, long before /health answers 200; Main prints them when loading
+// starts, a LoadDelay before it is ready, so that they are in the driver's log by then.
+func (s *Server) logLoader() {
 	o := s.opt
+	if o.Replay != nil && o.Replay.Log != nil {
+		o.Log.Write(o.Replay.Log)
+		return
+	}
 	n, max := o.Offloaded()
 	fmt.Fprintf(o.Log, "llama_model_loader: loaded meta data with 25 key-value pairs and %d tensors from %s (version GGUF V3 (latest))\n", 9*o.Layers+3, o.ModelPath)
 	fmt.Fprintf(o.Log, "print_info: n_layer          = %d\n", o.Layers)
-	fmt.Fprintf(o.Log, "load_tensors: offloading %d repeating layers to GPU\n", min(n, o.Layers))
-	if n > o.Layers {
-		fmt.Fprintf(o.Log, "load_tensors: offloading output layer to GPU\n")
+	fmt.Fprintf(o.Log, "load_tensors: loading model tensors, this can take a while... (mmap = %t)\n", !o.NoMmap)
+	if o.CPUBuild {
+		// A build without GPU offload names no GPU at all (llama.cpp's CI, CPU builds of
+		// February 2025): the buffer line and no offload line.
+		buf := "CPU_Mapped"
+		if o.NoMmap {
+			buf = "CPU"
+		}
+		fmt.Fprintf(o.Log, "load_tensors: %12s model buffer size = %8.2f MiB\n", buf, float64(o.Layers)*1.75)
+	} else {
+		fmt.Fprintf(o.Log, "load_tensors: offloading %d repeating layers to GPU\n", min(n, o.Layers))
+		if n > o.Layers {
+			fmt.Fprintf(o.Log, "load_tensors: offloading output layer to GPU\n")
+		}
+		fmt.Fprintf(o.Log, "load_tensors: offloaded %d/%d layers to GPU\n", n, max)
 	}
-	fmt.Fprintf(o.Log, "load_tensors: offloaded %d/%d layers to GPU\n", n, max)
 	fmt.Fprintf(o.Log, "llama_init_from_model: n_ctx         = %d\n", o.CtxSize)
 	fmt.Fprintf(o.Log, "llama_init_from_model: n_batch       = %d\n", o.BatchSize)
 	fmt.Fprintf(o.Log, "srv          init: initializing slots, n_slots = %d\n", max1(o.Parallel))
-	fmt.Fprintf(o.Log, "main: model loaded\n")
+}
+
+// markLoaded ends the loading: /health answers 200 from now on.
+func (s *Server) markLoaded() {
+	fmt.Fprintf(s.opt.Log, "main: model loaded\n")
 	close(s.ready)
 }
 
@@ -164,6 +274,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		fmt.Fprintf(s.opt.Log, "srv  log_server_r: request: %s %s %s %d\n", r.Method, r.URL.Path, r.RemoteAddr, status)
 	}()
+	if s.opt.Replay != nil {
+		status = s.replay(w, r)
+		return
+	}
 	if !s.loaded() || s.opt.Mode == "never-ready" {
 		status = writeError(w, 503, "Loading model", "unavailable_error")
 		return
@@ -300,7 +414,6 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) int {
 	s.cache = tokens
 	promptN := len(tokens) - reuse
 
-	rate := s.opt.Rate()
 	limit := nPredict
 	if limit < 0 || limit > s.opt.CtxSize-len(tokens) {
 		limit = max(s.opt.CtxSize-len(tokens), 0)
@@ -335,28 +448,24 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) int {
 		return true
 	}
 
-	tStartPrompt := time.Now()
-	time.Sleep(time.Duration(float64(promptN) / Prefill * float64(time.Second)))
-	var tStartGen time.Time
-	var promptMS, genMS float64
+	// Prompt processing, then one Step per generated token (see the package comment).
+	clock := s.opt.Clock
+	tStartPrompt := clock.Now()
+	clock.Sleep(PrefillTime(promptN))
+	tStartGen := clock.Now()
+	promptMS := ms(tStartGen.Sub(tStartPrompt))
+	var genMS float64
 	var content strings.Builder
 	nDecoded := 0
 	stopType := "none"
-	interval := time.Duration(float64(time.Second) / rate)
+	step := s.opt.Step()
 	for {
 		if nDecoded >= limit {
 			stopType = "limit"
 			break
 		}
-		if nDecoded > 0 {
-			time.Sleep(interval)
-		}
+		clock.Sleep(step)
 		nDecoded++
-		now := time.Now()
-		if nDecoded == 1 {
-			tStartGen = now
-			promptMS = ms(now.Sub(tStartPrompt))
-		}
 		piece := " ok"
 		if nDecoded == eosAfter {
 			piece, stopType = "", "eos"
@@ -380,7 +489,7 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) int {
 			break
 		}
 	}
-	genMS = ms(time.Since(tStartGen)) // server_slot::release
+	genMS = ms(clock.Now().Sub(tStartGen)) // server_slot::release
 	timings := map[string]any{
 		"prompt_n": promptN, "prompt_ms": promptMS,
 		"prompt_per_token_ms": promptMS / float64(promptN), "prompt_per_second": 1e3 / promptMS * float64(promptN),
@@ -439,10 +548,34 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	for _, n := range []string{"parallel", "np"} {
 		fs.IntVar(&opt.Parallel, n, 1, "")
 	}
-	fs.Bool("no-mmap", false, "")
+	fs.BoolVar(&opt.NoMmap, "no-mmap", false, "")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
+	}
+	opt.CPUBuild = getenv("FUZE_FAKE_LLAMA_BUILD") == "cpu"
+	if opt.CPUBuild && ngl != -1 {
+		// common/arg.cpp of a build without GPU offload, as llama.cpp's CI logs show it.
+		fmt.Fprintf(stderr, "warning: no usable GPU found, --gpu-layers option will be ignored\n")
+		fmt.Fprintf(stderr, "warning: one possible reason is that llama.cpp was compiled without GPU support\n")
+		fmt.Fprintf(stderr, "warning: consult docs/build.md for compilation instructions\n")
+	}
+	switch c := getenv("FUZE_FAKE_LLAMA_CLOCK"); c {
+	case "", "declared":
+		opt.Clock = &DeclaredClock{Pace: true}
+	case "wall":
+		opt.Clock = WallClock{}
+	default:
+		fmt.Fprintf(stderr, "error: FUZE_FAKE_LLAMA_CLOCK=%s: want declared or wall\n", c)
+		return 1
+	}
+	if prefix := getenv("FUZE_FAKE_LLAMA_REPLAY"); prefix != "" {
+		rp, err := LoadReplay(prefix)
+		if err != nil {
+			fmt.Fprintf(stderr, "error: FUZE_FAKE_LLAMA_REPLAY: %v\n", err)
+			return 1
+		}
+		opt.Replay = rp
 	}
 	intEnv := func(name string, def int) int {
 		if v, err := strconv.Atoi(getenv(name)); err == nil {
@@ -507,6 +640,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		return 134 // the real server aborts here (its HTTP thread is never joined)
 	}
 
+	srv.logLoader()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -515,7 +649,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		return 130 // killed while loading: the handler is not installed yet
 	}
 	if opt.Mode != "never-ready" { // never-ready: stuck loading, /health stays 503
-		srv.Load()
+		srv.markLoaded()
 		fmt.Fprintf(log, "main: server is listening on http://%s:%d - starting the main loop\n", host, port)
 		fmt.Fprintf(log, "srv  update_slots: all slots are idle\n")
 	}
