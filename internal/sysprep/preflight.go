@@ -19,6 +19,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/ollamaapi"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
 
 // Status is a preflight check's verdict.
@@ -291,18 +292,18 @@ func (p *preflight) binaries(parent context.Context) {
 	defer cancel()
 
 	if bin, note := resolveBin(p.r, p.Get("OLLAMA_BIN"), "ollama"); bin == "" {
-		p.add(s, "ollama", StatusError, "not found (OLLAMA_BIN=%s, not on PATH): fuze ollama install [--from-source]", p.Get("OLLAMA_BIN"))
+		p.add(s, stackname.Ollama, StatusError, "not found (OLLAMA_BIN=%s, not on PATH): fuze ollama install [--from-source]", p.Get("OLLAMA_BIN"))
 	} else {
 		out, err := combined(ctx, p.r, bin, "--version")
 		if v := OllamaVersion(out); v != "" {
-			p.add(s, "ollama", StatusOK, "%s (%s%s)", v, bin, paren(note))
+			p.add(s, stackname.Ollama, StatusOK, "%s (%s%s)", v, bin, paren(note))
 		} else {
-			p.add(s, "ollama", StatusError, "%s --version: %s", bin, errOrOutput(err, out))
+			p.add(s, stackname.Ollama, StatusError, "%s --version: %s", bin, errOrOutput(err, out))
 		}
 	}
 
 	if bin, note := resolveBin(p.r, p.Get("LLAMACPP_BIN"), "llama-server"); bin == "" {
-		p.add(s, "llama.cpp", StatusWarn, "llama-server not found (LLAMACPP_BIN unset or absent): the llama.cpp stack cannot run")
+		p.add(s, stackname.LlamaCpp, StatusWarn, "llama-server not found (LLAMACPP_BIN unset or absent): the llama.cpp stack cannot run")
 	} else {
 		out, err := combined(ctx, p.r, bin, "--version")
 		v := ""
@@ -310,9 +311,9 @@ func (p *preflight) binaries(parent context.Context) {
 			v = strings.TrimSpace(string(m[1]))
 		}
 		if v == "" {
-			p.add(s, "llama.cpp", StatusWarn, "%s --version: %s", bin, errOrOutput(err, out))
+			p.add(s, stackname.LlamaCpp, StatusWarn, "%s --version: %s", bin, errOrOutput(err, out))
 		} else {
-			p.add(s, "llama.cpp", StatusOK, "%s (%s%s)", v, bin, paren(note))
+			p.add(s, stackname.LlamaCpp, StatusOK, "%s (%s%s)", v, bin, paren(note))
 		}
 	}
 
@@ -346,7 +347,7 @@ func (p *preflight) vllm(parent context.Context) {
 	if bin, note := resolveBin(p.r, p.Get("VLLM_BIN"), "vllm"); bin != "" {
 		out, err := combined(ctx, p.r, bin, "--version")
 		if v := lastMatch(semverRE, out); err == nil && v != "" {
-			p.add(s, "vLLM", StatusOK, "%s (%s%s)", v, bin, paren(note))
+			p.add(s, stackname.VLLM, StatusOK, "%s (%s%s)", v, bin, paren(note))
 			return
 		}
 	}
@@ -360,11 +361,11 @@ func (p *preflight) vllm(parent context.Context) {
 	if path, _ := resolveBin(p.r, py); path != "" {
 		out, err := p.r.Output(ctx, path, "-c", "import vllm; print(vllm.__version__)")
 		if v := lastMatch(semverRE, out); err == nil && v != "" {
-			p.add(s, "vLLM", StatusOK, "%s (python module, %s)", v, path)
+			p.add(s, stackname.VLLM, StatusOK, "%s (python module, %s)", v, path)
 			return
 		}
 	}
-	p.add(s, "vLLM", StatusWarn, "not found (no vllm command, no vllm module in %s): the vLLM stack cannot run", py)
+	p.add(s, stackname.VLLM, StatusWarn, "not found (no vllm command, no vllm module in %s): the vLLM stack cannot run", py)
 }
 
 func lastMatch(re *regexp.Regexp, out []byte) string {

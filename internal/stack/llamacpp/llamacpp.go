@@ -35,6 +35,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
 
 // AllLayers is the --n-gpu-layers value passed for NGL -1 ("all layers"): llama.cpp caps it
@@ -125,7 +126,7 @@ func New(cfg Config, log io.Writer) *Driver {
 }
 
 // Name implements stack.Driver.
-func (d *Driver) Name() string { return "llama.cpp" }
+func (d *Driver) Name() string { return stackname.LlamaCpp }
 
 // ResolveBin finds the server binary: LLAMACPP_BIN (a path, or a name on PATH), else
 // llama-server on PATH, else server (the name of older builds).

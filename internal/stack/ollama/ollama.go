@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/fuze-ai/fuze/internal/naming"
 	"io"
 	"net"
 	"os"
@@ -23,6 +22,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/naming"
+	"github.com/fuze-ai/fuze/internal/stackname"
 
 	"github.com/fuze-ai/fuze/internal/gguf"
 	"github.com/fuze-ai/fuze/internal/gpu"
@@ -104,7 +106,7 @@ func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.It
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // Name implements stack.Driver.
-func (d *Driver) Name() string { return "ollama" }
+func (d *Driver) Name() string { return stackname.Ollama }
 
 // Setup checks the persistent daemon and starts one test daemon per selected GPU (endpoint A
 // on the CPU when there is no GPU). It returns the endpoints to benchmark.

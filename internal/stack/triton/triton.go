@@ -61,6 +61,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/sse"
 	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
 
 // Config is the driver's view of the knobs.
@@ -117,7 +118,7 @@ func New(cfg Config, log io.Writer) *Driver {
 }
 
 // Name implements stack.Driver.
-func (d *Driver) Name() string { return "Triton" }
+func (d *Driver) Name() string { return stackname.Triton }
 
 // endpoints are the endpoints to benchmark: A, and B when it is set and differs from A.
 // Servers fuze starts get one GPU each (B only when there is a second GPU); servers already

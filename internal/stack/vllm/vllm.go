@@ -36,6 +36,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
 
 // Config is the driver's view of the knobs.
@@ -111,7 +112,7 @@ func New(cfg Config, log io.Writer) *Driver {
 }
 
 // Name implements stack.Driver.
-func (d *Driver) Name() string { return "vLLM" }
+func (d *Driver) Name() string { return stackname.VLLM }
 
 func hostPort(port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
