@@ -161,10 +161,14 @@ func (c *Console) fit(s string, reserve int) string {
 	return string(r[:room-1]) + "…"
 }
 
-// Duration is d rounded to the second, as time.Duration prints it ("1m10s", "0s").
+// Duration is d as time.Duration prints it, rounded to the second ("1m10s"), or to a tenth of
+// a second under 10 s ("4.3s", "300ms", "0s").
 func Duration(d time.Duration) string {
 	if d < 0 {
 		d = 0
+	}
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
 }
