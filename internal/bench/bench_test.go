@@ -87,6 +87,43 @@ func TestRunStackWritesRowsAndTheTable(t *testing.T) {
 	}
 }
 
+// Off a terminal, the run's progress is one plain line per configuration among the text lines,
+// without escape codes; PROGRESS=json has none of them.
+func TestRunStackProgressLines(t *testing.T) {
+	registerScripted(t, "scripted", scriptedRates)
+	cfg, _ := config(t)
+	var out, log bytes.Buffer
+	if _, err := RunStack(context.Background(), &out, &log, cfg, t.TempDir(), "scripted"); err != nil {
+		t.Fatal(err)
+	}
+	var progress []string
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.HasPrefix(line, "[A] m-1: ") {
+			progress = append(progress, strings.TrimPrefix(line, "[A] m-1: "))
+		}
+	}
+	want := []string{"baseline (the server's default), elapsed ", "configuration 1 of 2, elapsed ", "configuration 2 of 2, elapsed ", "done, 2 of 2 configurations measured, elapsed "}
+	if len(progress) != len(want) {
+		t.Fatalf("progress lines %q\n%s", progress, log.String())
+	}
+	for i := range want {
+		if !strings.HasPrefix(progress[i], want[i]) {
+			t.Errorf("progress line %d: %q, want %q…", i, progress[i], want[i])
+		}
+	}
+	if !strings.Contains(progress[1], ", ETA ") || strings.ContainsAny(log.String(), "\x1b\r") {
+		t.Errorf("console:\n%q", log.String())
+	}
+	cfg, _ = config(t, "PROGRESS=json")
+	log.Reset()
+	if _, err := RunStack(context.Background(), &out, &log, cfg, t.TempDir(), "scripted"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "[A] m-1: ") {
+		t.Errorf("plain progress lines with PROGRESS=json:\n%s", log.String())
+	}
+}
+
 // PROGRESS=json renders the same events as JSON lines, one per event.
 func TestRunStackJSONProgress(t *testing.T) {
 	registerScripted(t, "scripted", scriptedRates)
@@ -111,7 +148,7 @@ func TestRunStackJSONProgress(t *testing.T) {
 			t.Errorf("best %v", ev)
 		}
 	}
-	want := "tuning_started attempt_measured attempt_measured attempt_measured best_found"
+	want := "tuning_started configuration_started attempt_measured configuration_started attempt_measured configuration_started attempt_measured best_found"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Fatalf("events %s, want %s", got, want)
 	}

@@ -11,7 +11,9 @@ import (
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/progress"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/sweep"
 )
@@ -26,6 +28,24 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 		return "", fmt.Errorf("%s: no driver is linked into this fuze", stackName)
 	}
 	stackName = reg.Stack
+	progressMode := cfg.Get("PROGRESS")
+	if progressMode != "" && progressMode != "text" && progressMode != "json" {
+		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", progressMode, cfg.Source("PROGRESS")))
+	}
+	var report engine.Reporter
+	var sweepProgress *progress.Sweep
+	if progressMode == "json" {
+		report = engine.JSONReporter(log)
+	} else {
+		// Progress beside the text lines: configuration i of N, elapsed, ETA, waits for servers
+		// to load; a bar on a terminal, one plain line per step otherwise (or with NO_COLOR).
+		con := progress.New(log, nil)
+		log = con.Writer()
+		sweepProgress = con.Sweep()
+		defer sweepProgress.Close()
+		report = engine.Reporters(engine.TextReporter(log), sweepProgress)
+		ctx = server.WithWaitProgress(ctx, sweepProgress.Wait)
+	}
 	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
 	if err != nil {
 		return "", err
@@ -41,14 +61,6 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	policy, repeat, err := sweepPolicy(cfg)
 	if err != nil {
 		return "", err
-	}
-	report := engine.TextReporter(log)
-	switch p := cfg.Get("PROGRESS"); p {
-	case "", "text":
-	case "json":
-		report = engine.JSONReporter(log)
-	default:
-		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", p, cfg.Source("PROGRESS")))
 	}
 	gpus, err := gpu.Inventory(ctx, nil)
 	if err != nil {
@@ -87,6 +99,9 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	fmt.Fprintf(log, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
 	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Report: report, Repeat: repeat}
 	outcomes, runErr := eng.Run(ctx)
+	if sweepProgress != nil {
+		sweepProgress.Close() // the bar leaves the terminal before the table
+	}
 	printOutcomes(out, outcomes)
 	fmt.Fprintf(out, "CSV: %s\n", w.CSVPath())
 	return w.CSVPath(), runErr

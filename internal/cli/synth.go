@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fuze-ai/fuze/internal/gguf"
+	"github.com/fuze-ai/fuze/internal/progress"
 )
 
 // synthFlags are the flags of `fuze synth`.
@@ -36,7 +37,9 @@ decoding never ends early: the end-of-sequence token never wins.
 
 Presets:` + presetHelp() + `
 Shape flags override the preset. The file is written to a temporary name and
-renamed when complete; an error or Ctrl-C leaves no file behind.`,
+renamed when complete; an error or Ctrl-C leaves no file behind. Progress (bytes
+written, rate, ETA) goes to stderr: a bar on a terminal, a line per tenth of the
+file otherwise or with NO_COLOR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			changed := func(name string) bool { return cmd.Flags().Changed(name) }
@@ -126,11 +129,14 @@ func runSynth(ctx context.Context, s streams, f synthFlags, changed func(string)
 	if out == "" {
 		return usageErrorf("invalid --output: empty path")
 	}
-	m, err := gguf.NewSynth(gguf.SynthOptions{Shape: sh, Type: typ, Seed: f.seed, Name: name})
+	// Progress on stderr, fed by the writer: a bar on a terminal, a line per tenth otherwise.
+	writing := progress.New(s.err, nil).Writing(out)
+	m, err := gguf.NewSynth(gguf.SynthOptions{Shape: sh, Type: typ, Seed: f.seed, Name: name, Progress: writing.Set})
 	if err != nil {
 		return usageError{err}
 	}
 	size, err := m.WriteFile(ctx, out)
+	writing.Done(err)
 	if err != nil {
 		return fmt.Errorf("synth %s: %w", out, err)
 	}

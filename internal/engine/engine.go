@@ -88,6 +88,7 @@ func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) 
 	if err != nil {
 		return o, err
 	}
+	e.emit(ConfigurationStarted{Endpoint: ep, Target: t, Candidate: base, Baseline: true})
 	o.Baseline, err = e.measureAndWrite(ctx, ep, t, base)
 	o.Rows++
 	if err != nil {
@@ -115,6 +116,7 @@ func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) 
 		if writeErr != nil {
 			return sweep.Measurement{}
 		}
+		e.emit(ConfigurationStarted{Endpoint: ep, Target: t, Candidate: c, Index: index(c) + 1, Total: len(cands)})
 		s, err := e.measureAndWrite(ctx, ep, t, c)
 		o.Rows++
 		if err != nil {
@@ -151,6 +153,7 @@ func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) 
 		// Nothing to publish when the server's default stays best.
 		if p, ok := e.Driver.(stack.Publisher); ok && err == nil && !o.DefaultIsBest {
 			if pub, ok := p.Publish(ctx, ep, t, best); ok {
+				e.emit(ConfigurationStarted{Endpoint: ep, Target: t, Candidate: pub, Published: true})
 				if _, werr := e.measureAndWrite(ctx, ep, t, pub); werr != nil {
 					return o, werr
 				}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -309,5 +310,39 @@ func TestShortOutputIsAFailure(t *testing.T) {
 	_, rows, log := runScripted(t, d, 1)
 	if rows[0].TokensPerSec != 0 || !strings.Contains(log, "(short: 7 of 10 tokens") {
 		t.Fatalf("rows %+v\n%s", rows, log)
+	}
+}
+
+// Every configuration is announced before it is measured: the baseline, each candidate as i of
+// N, and the published best after the sweep.
+func TestConfigurationStartedEvents(t *testing.T) {
+	w, err := results.CreateRun(t.TempDir(), "ollama", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	d := &scripted.Driver{Published: true, Models: []stack.Target{{Model: "m:1", Alias: "m-1"}}, Rates: map[string][]float64{
+		"base": {10, 11, 12, 13, 14}, "ng3": {20, 21, 22, 23, 24}, "ng2": {15, 15, 15, 15, 15}, "pub": {22, 22, 22, 22, 22},
+	}}
+	var got []string
+	e := &Engine{Driver: d, Endpoints: []stack.Endpoint{epA}, Policy: sweep.Policy{Exhaustive: true}, Writer: w, Repeat: 5,
+		Report: ReporterFunc(func(ev Event) {
+			s := ev.Kind()
+			if c, ok := ev.(ConfigurationStarted); ok {
+				s = fmt.Sprintf("start %s %d/%d baseline=%v published=%v", c.Candidate.ModelTag, c.Index, c.Total, c.Baseline, c.Published)
+			}
+			got = append(got, s)
+		})}
+	if _, err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"tuning_started",
+		"start base 0/0 baseline=true published=false", "attempt_measured",
+		"start ng3 1/2 baseline=false published=false", "attempt_measured",
+		"start ng2 2/2 baseline=false published=false", "attempt_measured",
+		"best_found",
+		"start pub 0/0 baseline=false published=true", "attempt_measured"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

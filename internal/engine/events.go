@@ -32,6 +32,18 @@ type NoCandidates struct {
 	Err      error
 }
 
+// ConfigurationStarted: the engine begins a configuration (its server prepared, the warm-up,
+// then its repeats); AttemptMeasured follows when its row is written. Index is the candidate's
+// place in the sweep, 1 to Total. The baseline (Baseline), measured before the candidates are
+// listed, and the published best (Published), measured after the sweep, have Index and Total 0.
+type ConfigurationStarted struct {
+	Endpoint            stack.Endpoint
+	Target              stack.Target
+	Candidate           stack.Candidate
+	Index, Total        int
+	Baseline, Published bool
+}
+
 // AttemptMeasured: a configuration was measured (all its repeats) and its row written.
 type AttemptMeasured struct {
 	Endpoint  stack.Endpoint
@@ -67,13 +79,14 @@ type NoneWorked struct {
 	Target   stack.Target
 }
 
-func (NoTargets) Kind() string       { return "no_targets" }
-func (TuningStarted) Kind() string   { return "tuning_started" }
-func (NoCandidates) Kind() string    { return "no_candidates" }
-func (AttemptMeasured) Kind() string { return "attempt_measured" }
-func (SweepStopped) Kind() string    { return "sweep_stopped" }
-func (BestFound) Kind() string       { return "best_found" }
-func (NoneWorked) Kind() string      { return "none_worked" }
+func (NoTargets) Kind() string            { return "no_targets" }
+func (TuningStarted) Kind() string        { return "tuning_started" }
+func (NoCandidates) Kind() string         { return "no_candidates" }
+func (ConfigurationStarted) Kind() string { return "configuration_started" }
+func (AttemptMeasured) Kind() string      { return "attempt_measured" }
+func (SweepStopped) Kind() string         { return "sweep_stopped" }
+func (BestFound) Kind() string            { return "best_found" }
+func (NoneWorked) Kind() string           { return "none_worked" }
 
 // Reporter receives the engine's events.
 type Reporter interface{ Report(Event) }
@@ -192,6 +205,9 @@ func JSONReporter(w io.Writer) Reporter {
 			line["endpoint"], line["model"], line["alias"] = ev.Endpoint.Addr, ev.Target.Model, ev.Target.Alias
 		case NoCandidates:
 			line["endpoint"], line["model"], line["error"] = ev.Endpoint.Addr, ev.Target.Model, ev.Err.Error()
+		case ConfigurationStarted:
+			line["endpoint"], line["model"], line["label"], line["model_tag"] = ev.Endpoint.Addr, ev.Target.Model, ev.Candidate.Label, ev.Candidate.ModelTag
+			line["index"], line["total"], line["baseline"], line["published"] = ev.Index, ev.Total, ev.Baseline, ev.Published
 		case AttemptMeasured:
 			line["endpoint"], line["model"], line["label"], line["model_tag"] = ev.Endpoint.Addr, ev.Target.Model, ev.Candidate.Label, ev.Candidate.ModelTag
 			line["num_gpu"], line["outcome"], line["error"] = ev.Candidate.NumGPU, ev.Sample.Outcome, ev.Sample.Error

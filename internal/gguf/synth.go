@@ -200,6 +200,8 @@ type SynthOptions struct {
 	Type  TensorType // F32, F16 or Q8_0 for the matrices; norms are always F32
 	Seed  uint64
 	Name  string // general.name; "" gives "fuze-synth"
+	// Progress, when set, is told the bytes written as WriteTo and WriteFile write the model.
+	Progress Progress
 }
 
 // Synth is a synthetic llama model: metadata, tensor directory and a deterministic
@@ -321,13 +323,13 @@ func (s *Synth) Params() uint64 { return s.params }
 // WriteTo streams the model to w and returns the bytes written. Memory use is
 // bounded (a few MiB per CPU, at most 8 CPUs) whatever the model size.
 func (s *Synth) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
-	return WriteTo(ctx, w, s.kv, s.tensors, s.newGenerator().tensorData)
+	return writeTo(ctx, w, s.kv, s.tensors, s.newGenerator().tensorData, s.opts.Progress)
 }
 
 // WriteFile writes the model to path atomically (see the package's WriteFile) and
 // returns its size. On error or cancellation no file is left behind.
 func (s *Synth) WriteFile(ctx context.Context, path string) (int64, error) {
-	return WriteFile(ctx, path, s.kv, s.tensors, s.newGenerator().tensorData)
+	return writeFile(ctx, path, s.kv, s.tensors, s.newGenerator().tensorData, s.opts.Progress)
 }
 
 // Vocabulary returns n SentencePiece tokens with their scores and types:

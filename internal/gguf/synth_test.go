@@ -519,3 +519,36 @@ func TestPresetsAreUntied(t *testing.T) {
 		}
 	}
 }
+
+// Progress is told the bytes that reached the file, in order, up to the file's size, and the
+// file is the one written without it.
+func TestSynthProgress(t *testing.T) {
+	sh := Shape{Dim: 512, Layers: 1, FFN: 2048, Heads: 8, KVHeads: 2, Vocab: 4096, Context: 512}
+	var calls []int64
+	var total int64
+	o := SynthOptions{Shape: sh, Type: F16, Seed: 99, Progress: func(written, size int64) {
+		if total != 0 && size != total {
+			t.Errorf("total changed from %d to %d", total, size)
+		}
+		total = size
+		calls = append(calls, written)
+	}}
+	path, _ := writeSynth(t, o)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != st.Size() || len(calls) < 3 || calls[len(calls)-1] != st.Size() {
+		t.Fatalf("total %d, file %d bytes, %d calls ending at %d", total, st.Size(), len(calls), calls[len(calls)-1])
+	}
+	for i := 1; i < len(calls); i++ {
+		if calls[i] < calls[i-1] {
+			t.Fatalf("written went back: %v", calls)
+		}
+	}
+	o.Progress = nil
+	plain, _ := writeSynth(t, o)
+	if fileHash(t, path) != fileHash(t, plain) {
+		t.Fatal("progress changed the file")
+	}
+}

@@ -339,9 +339,42 @@ type DataFunc func(ctx context.Context, i int, t TensorInfo, w io.Writer) error
 // WriteTo streams a complete GGUF file to dst: the header from kv and tensors, then
 // each tensor's bytes from data. It returns the number of bytes written.
 func WriteTo(ctx context.Context, dst io.Writer, kv []KV, tensors []TensorInfo, data DataFunc) (int64, error) {
+	return writeTo(ctx, dst, kv, tensors, data, nil)
+}
+
+// Progress is told, as a file is written, how many of its bytes have reached the destination
+// so far, out of its total size.
+type Progress func(written, total int64)
+
+// progressWriter counts the bytes that reach the destination and reports them.
+type progressWriter struct {
+	w        io.Writer
+	progress Progress
+	n, total int64 // total is 0 until the header is laid out
+}
+
+func (pw *progressWriter) Write(p []byte) (int, error) {
+	n, err := pw.w.Write(p)
+	pw.n += int64(n)
+	if pw.total > 0 {
+		pw.progress(pw.n, pw.total)
+	}
+	return n, err
+}
+
+func writeTo(ctx context.Context, dst io.Writer, kv []KV, tensors []TensorInfo, data DataFunc, progress Progress) (int64, error) {
+	var pw *progressWriter
+	if progress != nil {
+		pw = &progressWriter{w: dst, progress: progress}
+		dst = pw
+	}
 	w, err := NewWriter(dst, kv, tensors)
 	if err != nil {
 		return 0, err
+	}
+	if pw != nil {
+		pw.total = w.FileSize()
+		progress(pw.n, pw.total)
 	}
 	for i, t := range w.Tensors() {
 		if err := ctx.Err(); err != nil {
@@ -381,7 +414,11 @@ func (tw *tensorWriter) Write(p []byte) (int, error) {
 // temporary file in the same directory and renames it to path only when complete,
 // so an error or a cancelled ctx never leaves a partial file (the temporary file is
 // removed). It returns the file size.
-func WriteFile(ctx context.Context, path string, kv []KV, tensors []TensorInfo, data DataFunc) (n int64, err error) {
+func WriteFile(ctx context.Context, path string, kv []KV, tensors []TensorInfo, data DataFunc) (int64, error) {
+	return writeFile(ctx, path, kv, tensors, data, nil)
+}
+
+func writeFile(ctx context.Context, path string, kv []KV, tensors []TensorInfo, data DataFunc, progress Progress) (n int64, err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -396,7 +433,7 @@ func WriteFile(ctx context.Context, path string, kv []KV, tensors []TensorInfo, 
 			os.Remove(tmp.Name())
 		}
 	}()
-	if n, err = WriteTo(ctx, tmp, kv, tensors, data); err != nil {
+	if n, err = writeTo(ctx, tmp, kv, tensors, data, progress); err != nil {
 		return n, err
 	}
 	if err = ctx.Err(); err != nil {

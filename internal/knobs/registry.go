@@ -32,7 +32,7 @@ var registry = []Knob{
 	{Name: "VERBOSE", Default: "1", Kind: KindBool01, Stacks: on(StackAll),
 		Doc: "1 prints the `==` info lines, 0 hides them; the orchestrator exports 0 unless --debug, and env files that set it win (all templates set 1)"},
 	{Name: "PROGRESS", Default: "text", Kind: KindString, Stacks: on(StackAll),
-		Doc: "fuze: how a benchmark reports progress on stderr: text (the console lines) or json (one JSON object per engine event: tuning started, attempt measured, best found, sweep stopped…)"},
+		Doc: "fuze: how a benchmark reports progress on stderr: text (the console lines, and where the sweep is: configuration i of N, elapsed, ETA, waits for servers to load; a bar on a terminal, plain lines otherwise or with NO_COLOR) or json (one JSON object per engine event: tuning started, configuration started, attempt measured, best found, sweep stopped…)"},
 	{Name: "DEBUG_BENCH", Default: "0", Kind: KindBool01, Stacks: on(StackAll),
 		Doc: "1 saves every request, response and metrics JSON under LOG_DIR/debug_<TS>/ (Ollama: plus a probe and the unit's journal on 0 tok/s); the orchestrator exports 1 with --debug"},
 	{Name: "NO_COLOR", Default: "", Kind: KindString, Stacks: on(StackAll),

@@ -198,8 +198,11 @@ func Permanent(err error) error { return &PermanentError{Err: err} }
 // the interval, at least a second) until it succeeds; stop early when exited reports the
 // server's death (its error is returned), when the probe returns a PermanentError, or when ctx
 // is cancelled; after timeout, an error naming the server, the last probe error and lastLines.
-// exited and lastLines may be nil (a server fuze did not start).
-func WaitFor(ctx context.Context, name string, timeout, interval time.Duration, probe func(context.Context) error, exited func() error, lastLines func() []string) error {
+// exited and lastLines may be nil (a server fuze did not start). The wait is reported to ctx's
+// WaitProgress (WithWaitProgress), if any.
+func WaitFor(ctx context.Context, name string, timeout, interval time.Duration, probe func(context.Context) error, exited func() error, lastLines func() []string) (waitErr error) {
+	r := newWaitReporter(ctx, name, lastLines)
+	defer func() { r.done(waitErr) }()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ticker := time.NewTicker(interval)
@@ -233,6 +236,7 @@ func WaitFor(ctx context.Context, name string, timeout, interval time.Duration, 
 			}
 			return errors.New(msg)
 		case <-ticker.C:
+			r.tick()
 		}
 	}
 }

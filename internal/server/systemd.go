@@ -119,6 +119,9 @@ func (u *SystemdUnit) ExitError() error {
 	return fmt.Errorf("%w: %s", ErrExited, msg)
 }
 
+// LastLines returns up to n of the unit's last non-empty log lines (from the journal).
+func (u *SystemdUnit) LastLines(n int) []string { return u.lastLines(n) }
+
 func (u *SystemdUnit) lastLines(n int) []string {
 	out, err := u.sd.Run(context.Background(), "journalctl", "-u", u.name, "-n", fmt.Sprint(n), "--no-pager", "-o", "cat")
 	if err != nil {

@@ -376,7 +376,11 @@ func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	}
 	warm := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: "warm up", Stream: false, Options: d.options(c, 1)}
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
-	wres, err := ollamaapi.New(ep.Addr).Generate(wctx, warm, nil)
+	var wres *ollamaapi.GenerateChunk
+	err := server.Loading(ctx, "ollama "+ep.Suffix+" loading "+c.ModelTag, d.Daemon(ep.Addr), func() (err error) {
+		wres, err = ollamaapi.New(ep.Addr).Generate(wctx, warm, nil)
+		return err
+	})
 	cancel()
 	if err != nil {
 		return stack.Prepared{}, d.classify(ep, fmt.Errorf("warm-up (load) request: %w", err))
