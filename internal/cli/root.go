@@ -124,6 +124,7 @@ EXIT STATUS
 		newGPUPrepareCommand(s),
 		newMigrateLogsCommand(s),
 		newCleanCommand(s),
+		newCompareCommand(s),
 	)
 	return root
 }
