@@ -125,6 +125,7 @@ EXIT STATUS
 		newMigrateLogsCommand(s),
 		newCleanCommand(s),
 		newCompareCommand(s),
+		newHTMLReportCommand(s),
 	)
 	return root
 }
