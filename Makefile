@@ -24,9 +24,10 @@ vet:
 
 # FUZE_TEST_OLLAMA points the tests at the real Ollama; FUZE_REQUIRE_OLLAMA turns
 # "Ollama not found" skips into failures, so `make test` cannot pass without it.
-# FUZE_REQUIRE_BUILD_TOOLS does the same for the installers' real CMake and venv tests.
+# FUZE_REQUIRE_BUILD_TOOLS does the same for the installers' real CMake and venv tests, and
+# FUZE_REQUIRE_BROWSER for the report's test in headless Chromium.
 test: ollama vet
-	FUZE_TEST_OLLAMA="$$(OLLAMA_VERSION=$(OLLAMA_VERSION) scripts/ensure-ollama.sh)" FUZE_REQUIRE_OLLAMA=1 FUZE_REQUIRE_BUILD_TOOLS=1 \
+	FUZE_TEST_OLLAMA="$$(OLLAMA_VERSION=$(OLLAMA_VERSION) scripts/ensure-ollama.sh)" FUZE_REQUIRE_OLLAMA=1 FUZE_REQUIRE_BUILD_TOOLS=1 FUZE_REQUIRE_BROWSER=1 \
 		$(GO) test -count=1 ./...
 
 # Each fuzz target for FUZZTIME, one after the other (package:target). Their seed corpora

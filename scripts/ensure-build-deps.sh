@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building Ollama from source needs, and those the stack
-# installers' real tests use (cmake and make for a CMake build, python3-venv for a venv), when
-# missing.
+# Installs the Debian packages that building Ollama from source needs, those the stack
+# installers' real tests use (cmake and make for a CMake build, python3-venv for a venv), and the
+# browser the report's test opens its HTML in (chromium, with a font), when missing.
 # Uses apt-get directly as root, or through sudo when available; otherwise says what to install.
 set -euo pipefail
 
 need=()
-for pkg in nlohmann-json3-dev libstb-dev gcc g++ make cmake python3-venv; do
+for pkg in nlohmann-json3-dev libstb-dev gcc g++ make cmake python3-venv chromium fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 [[ ${#need[@]} -eq 0 ]] && exit 0

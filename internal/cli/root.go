@@ -124,6 +124,8 @@ EXIT STATUS
 		newGPUPrepareCommand(s),
 		newMigrateLogsCommand(s),
 		newCleanCommand(s),
+		newCompareCommand(s),
+		newHTMLReportCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,196 @@
+package runset
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fuze-ai/fuze/internal/results"
+)
+
+var gpuDir = filepath.Join("..", "..", "results", "gpu")
+
+// TestLoadCommittedGPURuns reads the committed GPU folder: its four runs (CSV with JSONL), its
+// machine.txt, and nothing else (console transcripts, env files, logs are left alone).
+func TestLoadCommittedGPURuns(t *testing.T) {
+	set, warnings, err := Load([]string{gpuDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings %q", warnings)
+	}
+	var files []string
+	for _, f := range set.Files {
+		files = append(files, filepath.Base(f))
+	}
+	if want := []string{"llamacpp_llama-1b.csv", "llamacpp_llama-8b.csv", "ollama_llama-1b.csv", "ollama_llama-8b.csv"}; !slices.Equal(files, want) {
+		t.Errorf("files %v, want %v", files, want)
+	}
+	if len(set.Machine) != 1 || filepath.Base(set.Machine[0]) != "machine.txt" || len(set.Serving) != 0 {
+		t.Errorf("machine %v serving %v", set.Machine, set.Serving)
+	}
+	if len(set.Configs) != 8 {
+		t.Fatalf("%d configurations, want 8", len(set.Configs))
+	}
+	byKey := map[string]Config{}
+	for _, c := range set.Configs {
+		byKey[c.Stack+" "+c.Model+" "+c.NumGPU] = c
+		if c.Record == nil || len(c.Raw) == 0 || len(c.Repeats) != 5 || c.Failed {
+			t.Errorf("%s %s %s: record %v raw %d repeats %v failed %v", c.Stack, c.Model, c.NumGPU, c.Record != nil, len(c.Raw), c.Repeats, c.Failed)
+		}
+	}
+	for key, want := range map[string]struct {
+		offload       string
+		layers, total int
+		tps           float64
+	}{
+		"llama.cpp llama-8b -1":               {"33", 33, 33, 153.80},
+		"llama.cpp llama-8b default":          {"default", 0, 33, 6.15},
+		"ollama fuze-llama-8b:latest 33":      {"33", 33, 0, 164.65},
+		"ollama fuze-llama-8b:latest default": {"default", -1, 0, 166.22},
+		"ollama fuze-llama-1b:latest 17":      {"17", 17, 0, 403.42},
+		"llama.cpp llama-1b -1":               {"17", 17, 17, 404.28},
+	} {
+		c, ok := byKey[key]
+		if !ok {
+			t.Errorf("no configuration %q", key)
+			continue
+		}
+		if c.Offload() != want.offload || c.Layers != want.layers || c.TotalLayers != want.total || c.TPS != want.tps {
+			t.Errorf("%s: offload %q layers %d/%d tps %v, want %+v", key, c.Offload(), c.Layers, c.TotalLayers, c.TPS, want)
+		}
+	}
+}
+
+func TestLoadInputsAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	header := strings.Join(results.Header, ",") + "\n"
+	run := write("vllm_bench_20260101_000000.csv", header+
+		"2026-01-01T00:00:00+00:00,127.0.0.1:8000,proc,A,m,base-as-is,m,default,,,64,50.00,,,,\n"+
+		"2026-01-01T00:00:05+00:00,127.0.0.1:8000,proc,A,m,optimized,m,12,,,64,0.00,,,,\n")
+	other := write("notes.csv", "a,b\n1,2\n")
+	write("transcript.txt", "hello\n")
+
+	set, _, err := Load([]string{run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Configs) != 2 {
+		t.Fatalf("%d configurations", len(set.Configs))
+	}
+	base, opt := set.Configs[0], set.Configs[1]
+	if base.Stack != "vLLM" || base.Record != nil || base.Repeats != nil || !slices.Equal(base.Values(), []float64{50}) {
+		t.Errorf("a row without a sample: %+v", base)
+	}
+	if !opt.Failed || opt.Values() != nil || opt.Offload() != "12" {
+		t.Errorf("a failed row: %+v", opt)
+	}
+	// A file named on the command line must be an input; in a folder, others are skipped.
+	if _, _, err := Load([]string{other}); err == nil || !strings.Contains(err.Error(), "neither a run CSV nor an aggregate") {
+		t.Errorf("notes.csv: %v", err)
+	}
+	if _, _, err := Load([]string{filepath.Join(dir, "transcript.txt")}); err == nil {
+		t.Error("transcript.txt was accepted")
+	}
+	if set, _, err := Load([]string{dir}); err != nil || len(set.Configs) != 2 {
+		t.Errorf("the folder: %v", err)
+	}
+	if _, _, err := Load([]string{filepath.Join(dir, "missing.csv")}); err == nil {
+		t.Error("a missing file was accepted")
+	}
+	if _, _, err := Load(nil); err == nil {
+		t.Error("no inputs were accepted")
+	}
+}
+
+// TestLoadAggregate: an aggregate's runs are read from their files while they exist; once
+// they are gone, the aggregate's own rows (baseline and optimum, with the repeats kept beside
+// it) stand in for them.
+func TestLoadAggregate(t *testing.T) {
+	dir := t.TempDir()
+	var runs []string
+	for _, name := range []string{"llamacpp_llama-8b", "ollama_llama-8b"} {
+		for _, ext := range []string{".csv", ".jsonl"} {
+			b, err := os.ReadFile(filepath.Join(gpuDir, name+ext))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Collect wants run file names: <prefix>_bench_<TS>.csv.
+			stack, _, _ := strings.Cut(name, "_")
+			if err := os.WriteFile(filepath.Join(dir, stack+"_bench_20261130_095000"+ext), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stack, _, _ := strings.Cut(name, "_")
+		runs = append(runs, filepath.Join(dir, stack+"_bench_20261130_095000.csv"))
+	}
+	agg := filepath.Join(dir, "benchmarks.csv")
+	if _, _, err := results.Collect(agg, runs, "host"); err != nil {
+		t.Fatal(err)
+	}
+	set, _, err := Load([]string{agg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Configs) != 4 || set.Configs[0].Record == nil {
+		t.Fatalf("with the runs at hand: %d configurations (want the runs' 4 rows)", len(set.Configs))
+	}
+	for _, r := range runs {
+		os.Remove(r)
+		os.Remove(strings.TrimSuffix(r, ".csv") + ".jsonl")
+	}
+	set, _, err = Load([]string{agg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range set.Configs {
+		got = append(got, c.Stack+" "+c.Label+" "+c.Offload()+" "+strings.Join(fmtFloats(c.Values()), " "))
+	}
+	// llama.cpp's optimum is -1 (it beats the CPU default); Ollama's is its default (num_gpu 33
+	// does not significantly beat it), so Ollama's row gives only its baseline.
+	want := []string{
+		"llama.cpp base-as-is default 5.30 5.56 6.15 7.38 6.51",
+		"llama.cpp optimized -1 154.02 154.81 153.80 153.17 145.10",
+		"ollama base-as-is default 166.22 163.93 168.59 166.76 163.53",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("from the aggregate alone:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestBestFollowsTheRule(t *testing.T) {
+	five := func(v float64) []float64 { return []float64{v - 2, v - 1, v, v + 1, v + 2} }
+	base := &Config{Label: "base-as-is", TPS: 100, Repeats: five(100)}
+	slightly := &Config{Label: "optimized", TPS: 101, Repeats: five(101)} // overlaps: ~
+	clearly := &Config{Label: "optimized", TPS: 120, Repeats: five(120)}
+	failed := &Config{Label: "optimized", Failed: true}
+	if b := Best([]*Config{base, slightly}); b != base {
+		t.Errorf("a tuned configuration that is not significantly faster replaced the default")
+	}
+	if b := Best([]*Config{base, failed, slightly, clearly}); b != clearly {
+		t.Errorf("best = %+v, want the clearly faster one", b)
+	}
+	if b := Best([]*Config{failed}); b != nil {
+		t.Errorf("a failure was best")
+	}
+}
+
+func fmtFloats(v []float64) []string {
+	var out []string
+	for _, x := range v {
+		out = append(out, fmt.Sprintf("%.2f", x))
+	}
+	return out
+}
