@@ -3,6 +3,7 @@ module github.com/fuze-ai/fuze
 go 1.26.8
 
 require (
+	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/gpustack/gguf-parser-go v0.28.1
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da
