@@ -50,6 +50,13 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	default:
 		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", p, cfg.Source("PROGRESS")))
 	}
+	hub, err := telemetryHub(cfg, log)
+	if err != nil {
+		return "", err
+	}
+	if hub != nil {
+		defer hub.Close()
+	}
 	gpus, err := gpu.Inventory(ctx, nil)
 	if err != nil {
 		return "", err
@@ -86,6 +93,9 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	defer w.Close()
 	fmt.Fprintf(log, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
 	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Report: report, Repeat: repeat}
+	if hub != nil {
+		eng.Sampler = hub
+	}
 	outcomes, runErr := eng.Run(ctx)
 	printOutcomes(out, outcomes)
 	fmt.Fprintf(out, "CSV: %s\n", w.CSVPath())
