@@ -62,6 +62,13 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	if err != nil {
 		return "", err
 	}
+	hub, err := telemetryHub(cfg, log)
+	if err != nil {
+		return "", err
+	}
+	if hub != nil {
+		defer hub.Close()
+	}
 	gpus, err := gpu.Inventory(ctx, nil)
 	if err != nil {
 		return "", err
@@ -98,6 +105,9 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	defer w.Close()
 	fmt.Fprintf(log, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
 	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Report: report, Repeat: repeat}
+	if hub != nil {
+		eng.Sampler = hub
+	}
 	outcomes, runErr := eng.Run(ctx)
 	if sweepProgress != nil {
 		sweepProgress.Close() // the bar leaves the terminal before the table

@@ -243,8 +243,9 @@ func TestSummaryOfFixtureAggregate(t *testing.T) {
 		"\nBest per (stack, model, gpu):\n",
 		"\nBest per (host, model) across stacks:\n",
 		"\nGlobal best per model (across hosts & stacks, alias names):\n",
-		// The original's aggregate has no repeats: the gain is shown, no difference claimed.
-		"  2025-09-14 04:47:23  LLM-FuZe-gemma3-4b-i-f16  ollama  fuze-bakery  127.0.0.1:11435  nvidia-5090        6  151.41    135.05  1.12x (n=1)\n",
+		// The original's aggregate has no repeats: the gain is shown, no difference claimed;
+		// and no energy: n/a, never 0.
+		"  2025-09-14 04:47:23  LLM-FuZe-gemma3-4b-i-f16  ollama  fuze-bakery  127.0.0.1:11435  nvidia-5090        6  151.41    135.05  1.12x (n=1)    n/a\n",
 		"Best-per-(stack,model) CSV: " + filepath.Join(filepath.Dir(agg), "benchmarks.best.csv"),
 	} {
 		if !strings.Contains(out, want) {

@@ -51,6 +51,9 @@ type Engine struct {
 	Report Reporter
 	// Now is the clock that times requests and stamps rows (time.Now when nil).
 	Now func() time.Time
+	// Sampler, when set, measures the endpoint's hardware around every timed request
+	// (telemetry.Hub): the sample carries the window's energy, power, clocks and memory.
+	Sampler Sampler
 }
 
 // attempts numbers requests across every engine of the process, so that no two requests of a
@@ -230,10 +233,12 @@ func (e *Engine) attempt(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	if prepErr != nil {
 		s.SetFailure(prepErr)
 	} else {
+		stop := e.StartTelemetry(ep)
 		start := e.now()
 		s.Start = start
 		counters, err := e.Driver.Send(ctx, ep, t, c, req, &arrivals{s: s, start: start, now: e.now})
 		s.End = e.now().Sub(start)
+		s.Telemetry = stop()
 		s.SetServer(counters)
 		s.Notes = append(s.Notes, counters.Notes...)
 		for k, v := range counters.Extra {

@@ -188,6 +188,9 @@ func latencyLine(s *measure.Sample, m measure.Metrics) string {
 		}
 		line += ")"
 	}
+	if et := energyText(s, m); et != "" {
+		line += "; " + et
+	}
 	return line
 }
 
@@ -212,6 +215,9 @@ func JSONReporter(w io.Writer) Reporter {
 			line["endpoint"], line["model"], line["label"], line["model_tag"] = ev.Endpoint.Addr, ev.Target.Model, ev.Candidate.Label, ev.Candidate.ModelTag
 			line["num_gpu"], line["outcome"], line["error"] = ev.Candidate.NumGPU, ev.Sample.Outcome, ev.Sample.Error
 			line["metrics"], line["repeat_tps"], line["notes"] = ev.Metrics, ev.Sample.RepeatTPS, ev.Sample.Notes
+			if ev.Sample.Telemetry != nil {
+				line["telemetry"] = ev.Sample.Telemetry
+			}
 		case SweepStopped:
 			line["endpoint"], line["model"], line["reason"] = ev.Endpoint.Addr, ev.Target.Model, ev.Reason
 		case BestFound:

@@ -40,6 +40,11 @@ type Metrics struct {
 	E2E time.Duration `json:"e2e_ns,omitempty"`
 	// RooflineShare is DecodeTPS over the sample's memory-bandwidth roofline (0: unknown).
 	RooflineShare float64 `json:"-"`
+	// JoulesPerToken is the request window's energy (Sample.Telemetry) over its output tokens;
+	// JoulesPerTokenAboveIdle the same with the idle power over the window taken away. Absent
+	// (nil: "n/a") without a measured energy, never 0.
+	JoulesPerToken          *float64 `json:"joules_per_token,omitempty"`
+	JoulesPerTokenAboveIdle *float64 `json:"joules_per_token_above_idle,omitempty"`
 }
 
 // Derive computes the metrics of s. A failed sample has zero rates.
@@ -71,6 +76,7 @@ func Derive(s *Sample) Metrics {
 	if s.RooflineTPS > 0 {
 		m.RooflineShare = m.DecodeTPS / s.RooflineTPS
 	}
+	m.joulesPerToken(s)
 	return m
 }
 

@@ -62,6 +62,10 @@ type Sample struct {
 	RooflineTPS   float64 `json:"roofline_tps,omitempty"`
 	RooflineShare float64 `json:"roofline_share,omitempty"` // decode rate / RooflineTPS
 
+	// Telemetry is what the endpoint's GPU (or CPU) did during this request's window: energy,
+	// power, clocks, memory, throttling (nil when no sampler ran).
+	Telemetry *Telemetry `json:"telemetry,omitempty"`
+
 	// Outcome.
 	Outcome string   `json:"outcome"`
 	Error   string   `json:"error,omitempty"`

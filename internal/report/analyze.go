@@ -89,6 +89,13 @@ type Attempt struct {
 	RooflineShare float64   `json:"roofline_share,omitempty"` // decode rate ÷ roofline, 2 decimals
 	// MeasurementError: the rate is above the roofline; the attempt is never chosen as best.
 	MeasurementError bool `json:"measurement_error,omitempty"`
+	// From the sample's telemetry: energy per output token (also above the idle power), where
+	// the energy came from, mean power and peak memory; absent ("n/a") when not measured.
+	JoulesPerToken          *float64 `json:"joules_per_token,omitempty"`
+	JoulesPerTokenAboveIdle *float64 `json:"joules_per_token_above_idle,omitempty"`
+	EnergySource            string   `json:"energy_source,omitempty"`
+	PowerMeanW              *float64 `json:"power_mean_w,omitempty"`
+	MemPeakMiB              *int     `json:"mem_peak_mib,omitempty"`
 
 	repeats []float64 // what comparisons use (results.SampleRepeats); nil without a sample
 }
@@ -383,6 +390,14 @@ func newAttempt(run *Run, r results.Row, rec *results.Record, opts AnalyzeOption
 	at.RooflineShare = round2(s.RooflineShare)
 	at.MeasurementError = results.MeasurementError(s)
 	at.repeats = results.SampleRepeats(s)
+	if t := s.Telemetry; t != nil {
+		m := measure.Derive(s)
+		at.JoulesPerToken, at.JoulesPerTokenAboveIdle = m.JoulesPerToken, m.JoulesPerTokenAboveIdle
+		if m.JoulesPerToken != nil {
+			at.EnergySource = t.Source
+		}
+		at.PowerMeanW, at.MemPeakMiB = t.PowerMeanW, t.MemPeakMiB
+	}
 	return at
 }
 
@@ -479,8 +494,8 @@ func (a Analysis) tables() []table {
 	if a.HasSamples {
 		sm := table{
 			title:  "Baseline and best in detail (JSONL samples):",
-			header: []string{"model", "stack", "endpoint", "label", "num_gpu", "tok/s", "repeats", "ttft_ms", "prefill_t/s", "roofline"},
-			right:  []bool{false, false, false, false, true, true, false, true, true, true},
+			header: []string{"model", "stack", "endpoint", "label", "num_gpu", "tok/s", "repeats", "ttft_ms", "prefill_t/s", "roofline", "J/tok", "J/tok>idle", "power_W", "mem_MiB"},
+			right:  []bool{false, false, false, false, true, true, false, true, true, true, true, true, true, true},
 		}
 		for _, e := range a.PerEndpoint {
 			for _, at := range []*Attempt{e.Baseline, e.Best} {
@@ -489,7 +504,8 @@ func (a Analysis) tables() []table {
 				}
 				sm.rows = append(sm.rows, []string{cell(at.Alias), cell(at.Stack), cell(at.Endpoint), cell(at.Label),
 					cell(at.NumGPU), tpsCell(at.TPS), repeatsCell(at.RepeatTPS), ttftCell(at.TTFT),
-					tpsCell(at.PrefillTPS), rooflineCell(at.RooflineShare)})
+					tpsCell(at.PrefillTPS), rooflineCell(at.RooflineShare), joulesCell(at.JoulesPerToken),
+					joulesCell(at.JoulesPerTokenAboveIdle), wattsCell(at.PowerMeanW), mibCell(at.MemPeakMiB)})
 			}
 		}
 		ts = append(ts, sm)
@@ -536,4 +552,26 @@ func rooflineCell(share float64) string {
 		s += " (!)"
 	}
 	return s
+}
+
+// joulesCell is an energy per token, "n/a" when it was not measured (never 0).
+func joulesCell(j *float64) string {
+	if j == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4g", *j)
+}
+
+func wattsCell(w *float64) string {
+	if w == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f", *w)
+}
+
+func mibCell(m *int) string {
+	if m == nil {
+		return "n/a"
+	}
+	return fmt.Sprint(*m)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -299,6 +300,12 @@ func synthRuns(t *testing.T, dir string) (ollamaCSV, llamaCSV string) {
 		{epA, llama, "base-as-is", "", llama, 200, ok(200, 50*time.Millisecond, nil, 0)},
 		{epA, llama, "optimized", "16", llama, 0, fail(measure.ErrHTTP, "HTTP 500: llama runner process has terminated")},
 	}
+	// Telemetry: the optimized row measured 440 J over its 2 s window (220 tokens: 2 J/token;
+	// above the idle 100 W: 240 J, 1.091 J/token); the baseline's energy was n/a.
+	mem := 9000
+	rows[1].s.Telemetry = &measure.Telemetry{Source: measure.SourcePowerIntegral, Device: "GPU-a", Window: 2 * time.Second,
+		EnergyJ: measure.F(440), PowerMeanW: measure.F(220), IdlePowerW: measure.F(100), MemPeakMiB: &mem}
+	rows[0].s.Telemetry = &measure.Telemetry{Device: "GPU-a", NA: "nvidia-smi exited"}
 	for i, r := range rows {
 		row := r.ep
 		row.TS, row.BaseModel, row.VariantLabel, row.NumGPU, row.ModelTag, row.TokensPerSec = at(i), r.model, r.label, r.ng, r.tag, r.tps
@@ -380,6 +387,13 @@ func TestAnalyzeGolden(t *testing.T) {
 	if oa.Best.RooflineShare != 0.45 || oa.Baseline.TTFT != int64(120*time.Millisecond) || len(oa.Baseline.RepeatTPS) != 3 || oa.Baseline.PrefillTPS != 2000 {
 		t.Errorf("samples not attached: base %+v best %+v", oa.Baseline, oa.Best)
 	}
+	if j := oa.Best.JoulesPerToken; j == nil || *j != 2 || math.Abs(*oa.Best.JoulesPerTokenAboveIdle-240.0/220) > 1e-12 ||
+		oa.Best.EnergySource != measure.SourcePowerIntegral || *oa.Best.MemPeakMiB != 9000 || *oa.Best.PowerMeanW != 220 {
+		t.Errorf("best's telemetry: %+v", oa.Best)
+	}
+	if oa.Baseline.JoulesPerToken != nil || oa.Baseline.EnergySource != "" || oa.Baseline.PowerMeanW != nil {
+		t.Errorf("the baseline's energy was n/a: %+v", oa.Baseline)
+	}
 	for _, top := range a.Top {
 		if top.Label == "published" && (!top.MeasurementError || top.RooflineShare != 1.07) {
 			t.Errorf("published row not flagged: %+v", top)
@@ -415,7 +429,7 @@ func TestAnalyzeGolden(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 		t.Fatalf("JSON: %v\n%s", err, js.Bytes())
 	}
-	for _, key := range []string{`"roofline_share": 1.07`, `"repeat_tps": [`, `"ttft_ns": 120000000`, `"prefill_tps": 2000`, `"outcome": "timeout"`} {
+	for _, key := range []string{`"joules_per_token": 2,`, `"energy_source": "power-integral"`, `"mem_peak_mib": 9000`, `"roofline_share": 1.07`, `"repeat_tps": [`, `"ttft_ns": 120000000`, `"prefill_tps": 2000`, `"outcome": "timeout"`} {
 		if !strings.Contains(js.String(), key) {
 			t.Errorf("JSON lacks %s", key)
 		}

@@ -39,8 +39,13 @@ type SummaryRow struct {
 	Ratio          *float64 `json:"ratio"` // optimal ÷ baseline, 2 decimals; null without a baseline
 	// Gain is the row's optimum against its baseline under the significance rule (null
 	// without a baseline, or when no tuned configuration worked: then the ratio is shown).
-	Gain    *results.Gain `json:"gain,omitempty"`
-	CSVFile string        `json:"csv_file"`
+	Gain *results.Gain `json:"gain,omitempty"`
+	// JoulesPerToken is the optimum's energy per output token (results.AggEvidence), also
+	// above the idle power; null ("n/a") when it was not measured, never 0.
+	JoulesPerToken          *float64 `json:"joules_per_token"`
+	JoulesPerTokenAboveIdle *float64 `json:"joules_per_token_above_idle"`
+	EnergySource            string   `json:"energy_source,omitempty"`
+	CSVFile                 string   `json:"csv_file"`
 }
 
 // SummarySection is one table of a summary.
@@ -125,7 +130,7 @@ func summaryRow(r results.AggRow, opts SummaryOptions) SummaryRow {
 	if ep == "" {
 		ep = r.BaselineEndpoint
 	}
-	return SummaryRow{
+	row := SummaryRow{
 		Time: HumanTime(r.RunTS), RunTS: r.RunTS,
 		Alias: naming.Alias(r.Model, opts.Prefix, opts.Suffix), Model: r.Model,
 		Stack: r.Stack, Host: r.Host, Endpoint: ep, GPULabel: r.GPULabel, GPUName: r.GPUName,
@@ -133,6 +138,11 @@ func summaryRow(r results.AggRow, opts SummaryOptions) SummaryRow {
 		OptimalTPS: round2(r.OptimalTPS), BaselineTPS: round2(r.BaselineTPS),
 		Ratio: ratio(r.OptimalTPS, r.BaselineTPS), Gain: rowGain(r), CSVFile: r.CSVFile,
 	}
+	if ev := r.Evidence; ev != nil && r.OptimalTPS > 0 {
+		row.JoulesPerToken, row.JoulesPerTokenAboveIdle = ev.OptimalJoulesPerToken, ev.OptimalJoulesPerTokenAboveIdle
+		row.EnergySource = ev.OptimalEnergySource
+	}
+	return row
 }
 
 // rowGain is an aggregate row's gain: its tuned configuration against the baseline of the same
@@ -155,8 +165,8 @@ func rowGain(r results.AggRow) *results.Gain {
 
 // summaryColumns are the columns of every summary table.
 var (
-	summaryHeader = []string{"timestamp", "model", "stack", "host", "endpoint", "gpu", "num_gpu", "tok/s", "base_t/s", "x"}
-	summaryRight  = []bool{false, false, false, false, false, false, true, true, true, true}
+	summaryHeader = []string{"timestamp", "model", "stack", "host", "endpoint", "gpu", "num_gpu", "tok/s", "base_t/s", "x", "J/tok"}
+	summaryRight  = []bool{false, false, false, false, false, false, true, true, true, true, true}
 )
 
 func (s SummarySection) table() table {
@@ -165,6 +175,7 @@ func (s SummarySection) table() table {
 		t.rows = append(t.rows, []string{
 			cell(r.Time), cell(r.Alias), cell(r.Stack), cell(r.Host), cell(r.Endpoint),
 			cell(r.GPULabel), cell(r.NumGPU), tpsCell(r.OptimalTPS), tpsCell(r.BaselineTPS), gainCell(r.Gain, r.Ratio),
+			joulesCell(r.JoulesPerToken),
 		})
 	}
 	return t

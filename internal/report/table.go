@@ -7,7 +7,8 @@
 // Conventions shared by every table:
 //   - one header line whose columns line up with every row: widths come from the data, text
 //     columns are left-aligned, number columns right-aligned, two spaces between columns;
-//   - an empty cell is "-";
+//   - an empty cell is "-"; an energy, power or memory figure that was not measured is "n/a"
+//     (never 0);
 //   - model names go through naming.Alias (ALIAS_PREFIX + compacted tag + ALIAS_SUFFIX);
 //   - gains are optimized ÷ baseline of the same endpoint, with the significance rule's verdict
 //     (results.Gain): "1.23x (p=0.008)" when the U test over their repeats says so, "~ (p=0.310)"

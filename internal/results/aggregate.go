@@ -94,6 +94,11 @@ type AggEvidence struct {
 	TunedRepeats []float64 `json:"tuned_repeats,omitempty"`
 	// Optimum is which of the two the row's optimum is: "baseline" or "tuned".
 	Optimum string `json:"optimum"`
+	// The optimum's energy per output token (measure.Metrics.JoulesPerToken, and above idle)
+	// and where its energy came from; absent when its sample has no measured energy.
+	OptimalJoulesPerToken          *float64 `json:"optimal_joules_per_token,omitempty"`
+	OptimalJoulesPerTokenAboveIdle *float64 `json:"optimal_joules_per_token_above_idle,omitempty"`
+	OptimalEnergySource            string   `json:"optimal_energy_source,omitempty"`
 }
 
 // Values of AggEvidence.Optimum.
@@ -226,7 +231,7 @@ func SummarizeRun(csvPath, host string) ([]AggRow, []string, error) {
 		if r.TokensPerSec <= 0 || MeasurementError(sample) {
 			continue
 		}
-		c := &config{row: r, repeats: SampleRepeats(sample)}
+		c := &config{row: r, repeats: SampleRepeats(sample), sample: sample}
 		switch r.VariantLabel {
 		case labelBaseline:
 			if g.base == nil || c.beats(g.base) {
@@ -263,6 +268,7 @@ func SummarizeRun(csvPath, host string) ([]AggRow, []string, error) {
 type config struct {
 	row     *Row
 	repeats []float64
+	sample  *measure.Sample // nil without one
 }
 
 // beats is Beats: c replaces the incumbent inc.
@@ -311,6 +317,13 @@ func (g *endpointConfigs) fill(ar *AggRow) {
 		// No tuned setting beat the server's own defaults: the best configuration is the
 		// baseline, and recommending another num_gpu would claim a gain nobody measured.
 		ar.OptimalVariant, ar.NumGPU = g.base.row.ModelTag, g.base.row.NumGPU
+	}
+	if opt := g.optimum(); opt != nil && opt.sample != nil {
+		m := measure.Derive(opt.sample)
+		ev.OptimalJoulesPerToken, ev.OptimalJoulesPerTokenAboveIdle = m.JoulesPerToken, m.JoulesPerTokenAboveIdle
+		if m.JoulesPerToken != nil {
+			ev.OptimalEnergySource = opt.sample.Telemetry.Source
+		}
 	}
 	if ev.BaselineRepeats != nil || ev.TunedRepeats != nil {
 		ar.Evidence = ev

@@ -42,7 +42,12 @@
 //
 // <same base name>.jsonl holds one [Record] per CSV row: the row by column name, the full
 // measure.Sample (null when the row has none), and the rates derived from the sample in one place
-// (decode_tps, prefill_tps, e2e_tps, stream_decode_tps, ttft_ns).
+// (decode_tps, prefill_tps, e2e_tps, stream_decode_tps, ttft_ns; joules_per_token and
+// joules_per_token_above_idle when the sample's telemetry measured the request window's energy,
+// absent otherwise). The sample's "telemetry" object is measure.Telemetry: source
+// (nvml-energy, power-integral, rapl), energy_j, power_integral_j, power_mean_w, power_peak_w,
+// idle_power_w, sm_clock_mhz, mem_clock_mhz, util_gpu_pct, util_mem_pct, mem_peak_mib,
+// throttle, and na (why the energy is missing).
 //
 // # Reading
 //
