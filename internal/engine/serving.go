@@ -372,25 +372,33 @@ func newPrompter(runTS string) prompter {
 // fixed width, so that heads have the same length in tokens on most tokenizers.
 func (p prompter) prompt(seq int) string {
 	k := uint32(seq) + p.salt
-	return fmt.Sprintf("%s %s %08d [fuze %s] %s", headWords[k%uint32(len(headWords))], headWords[(k/uint32(len(headWords))+7)%uint32(len(headWords))], seq%100000000, p.runTS, p.body)
+	n := uint32(len(headWords))
+	head := fmt.Sprintf("%s %s %08d [fuze %s]", headWords[k%n], headWords[(k/n+7)%n], seq%100000000, p.runTS)
+	if p.body == "" {
+		return head
+	}
+	return head + " " + p.body
 }
 
-// filler is w words of text (the body of a sized prompt).
-func filler(w int) string {
+// filler is the body of a sized prompt: the first n characters of a text of common words,
+// never ending in a space (a prompt that ends in one makes some models answer with text-less
+// tokens).
+func filler(n int) string {
 	var b strings.Builder
-	for i := range w {
+	for i := 0; b.Len() < n; i++ {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
 		b.WriteString(fillerWords[(i*7+i/len(fillerWords))%len(fillerWords)])
 	}
-	return b.String()
+	return strings.TrimRight(b.String()[:n], " ")
 }
 
-// calibrate sizes the prompts' body: with InputTokens 0 it is the workload's prompt; else
-// filler words whose count makes prompt(seq) InputTokens tokens long as the driver's
-// Tokenizer counts them (a few rounds of counting), or one word per token when the driver
-// cannot count. The note says what was done.
+// calibrate sizes the prompts' body: with InputTokens 0 it is the workload's prompt; else the
+// filler text cut at the length (in characters) that makes prompt(seq) InputTokens tokens long
+// as the driver's Tokenizer counts them, found by interpolating between lengths counted too
+// short and too long (a dozen counts); one token per 4 characters after the head when the
+// driver cannot count. The note says what was done.
 func (e *Engine) calibrate(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate, w stack.Workload, want int) (prompter, string) {
 	p := newPrompter(w.RunTS)
 	if want <= 0 {
@@ -400,42 +408,65 @@ func (e *Engine) calibrate(ctx context.Context, ep stack.Endpoint, t stack.Targe
 	p.tokens = want
 	tok, ok := e.Driver.(stack.Tokenizer)
 	if !ok {
-		p.body = filler(max(1, want-headTokenGuess))
-		return p, fmt.Sprintf("input length: %s cannot count tokens; prompts are %d words for %d tokens (1 word per token after a head of about %d), not exact", e.Driver.Name(), max(1, want-headTokenGuess), want, headTokenGuess)
+		p.body = filler(4 * max(1, want-headTokenGuess))
+		return p, fmt.Sprintf("input length: %s cannot count tokens; prompts are %d characters for %d tokens (4 characters a token after a head of about %d tokens), not exact",
+			e.Driver.Name(), len(p.prompt(1)), want, headTokenGuess)
 	}
-	count := func(words int) (int, error) {
-		p.body = filler(words)
-		return tok.CountTokens(ctx, ep, t, c, p.prompt(int(attempts.Add(1))))
-	}
-	words := max(1, want-headTokenGuess)
-	bestWords, bestGot := words, -1
-	tried := map[int]bool{}
-	for range 8 {
-		if tried[words] {
-			break
+	counts := map[int]int{}
+	count := func(chars int) (int, error) {
+		if n, ok := counts[chars]; ok {
+			return n, nil
 		}
-		tried[words] = true
-		got, err := count(words)
+		q := p
+		q.body = filler(chars)
+		n, err := tok.CountTokens(ctx, ep, t, c, q.prompt(int(attempts.Add(1))))
+		counts[chars] = n
+		return n, err
+	}
+	head, err := count(0)
+	if err != nil {
+		p.body = filler(4 * max(1, want-headTokenGuess))
+		return p, fmt.Sprintf("input length: counting tokens failed (%v); prompts are %d characters, not calibrated", err, len(p.prompt(1)))
+	}
+	if head >= want {
+		return p, fmt.Sprintf("input length: %d tokens asked, but a prompt's unique head alone is %d tokens: prompts are the head only", want, head)
+	}
+	lo, nlo := 0, head // longest length known too short
+	hi, nhi := -1, 0   // shortest length known too long (-1: none yet)
+	chars := 4 * (want - head)
+	best, bestN := 0, head
+	for range 24 {
+		n, err := count(chars)
 		if err != nil {
-			p.body = filler(bestWords)
-			if bestGot < 0 {
-				p.body = filler(max(1, want-headTokenGuess))
-			}
-			return p, fmt.Sprintf("input length: counting tokens failed (%v); prompts are %d words, not calibrated", err, len(strings.Fields(p.body)))
-		}
-		if bestGot < 0 || abs(got-want) < abs(bestGot-want) {
-			bestWords, bestGot = words, got
-		}
-		if got == want {
 			break
 		}
-		words = max(0, words+(want-got))
+		if abs(n-want) < abs(bestN-want) || (n == want && bestN != want) {
+			best, bestN = chars, n
+		}
+		if n == want {
+			break
+		}
+		if n < want {
+			lo, nlo = chars, n
+		} else {
+			hi, nhi = chars, n
+		}
+		if hi >= 0 && hi-lo <= 1 {
+			break // no length gives exactly want (a token of several characters spans it)
+		}
+		// Interpolate: tokens grow about linearly with characters.
+		if hi < 0 {
+			chars = lo + max(1, int(float64(want-nlo)*float64(max(lo, 1))/float64(max(nlo-head, 1))))
+		} else {
+			chars = lo + int(float64(want-nlo)*float64(hi-lo)/float64(max(nhi-nlo, 1)))
+			chars = min(max(chars, lo+1), hi-1)
+		}
 	}
-	p.body = filler(bestWords)
-	if bestGot != want {
-		return p, fmt.Sprintf("input length: %d tokens asked, the closest prompt the server counts is %d tokens (%d filler words)", want, bestGot, bestWords)
+	p.body = filler(best)
+	if bestN != want {
+		return p, fmt.Sprintf("input length: %d tokens asked, the closest prompt the server counts is %d tokens (%d characters of filler)", want, bestN, best)
 	}
-	return p, fmt.Sprintf("input length: %d tokens as the server counts them (%d filler words)", want, bestWords)
+	return p, fmt.Sprintf("input length: %d tokens as the server counts them (%d characters of filler, %d counts)", want, best, len(counts))
 }
 
 // headTokenGuess is about how many tokens a prompt's head takes, for drivers that cannot
@@ -453,26 +484,28 @@ func (e *Engine) emitNote(ep stack.Endpoint, t stack.Target, note string) {
 	e.emit(ServingNote{Endpoint: ep, Target: t, Note: note})
 }
 
-// headWords start every prompt: common words, 256 of them.
+// headWords start every prompt: 256 common five-letter words, so that every head has the
+// same length in characters (and so in tokens on byte-level tokenizers) and in words (one
+// token each on most subword tokenizers).
 var headWords = strings.Fields(`
 apple river stone cloud green paper music table light water horse bread night chair sound
-field glass dream forest window garden silver mountain ocean winter summer spring autumn
-market letter butter candle doctor engine family island jacket kitten ladder mirror needle
-orange pencil pocket rabbit saddle tiger violin wagon yellow zebra anchor basket bottle
-bridge button camera carpet castle circle coffee cotton dinner dragon feather finger flower
-guitar hammer helmet honey jungle kettle lemon lizard magnet meadow monkey number onion
-parrot pepper pillow planet pocket puzzle rocket salad school shadow shovel singer sister
-spider square stable statue street sugar sunset temple ticket tomato tunnel turkey valley
-velvet village walnut wallet weasel whale wheat wizard wolf wood yard acorn album arrow
-badge bamboo banner barrel beacon berry blanket bucket cabin canyon cargo cedar cherry
-clover cobalt copper coral crayon crystal daisy desert diamond donkey eagle ember falcon
-fiddle flame fossil galaxy garlic ginger glacier goose granite gravel harbor hazel heron
-iron ivory jasmine jewel kayak kernel koala lagoon lantern lava lilac linen lotus maple
-marble melon mint moss nectar nickel oak olive opal otter oyster panda pearl pebble pine
-plum pond poppy quartz quill raven reef ribbon robin ruby sage salmon sand scarf seal
-shell sierra slate snow sparrow spruce storm swan thistle thunder topaz tulip twig
-umbrella vapor vine violet walrus willow breeze canoe comet delta fable glade harp
-igloo jade kite lynx moth nova orbit prism rain sail tide vale wren zinc atlas
+field glass dream honey lemon onion salad sugar tiger whale wheat acorn album arrow badge
+berry cabin cargo cedar coral daisy eagle ember flame goose hazel heron ivory jewel kayak
+koala lilac linen lotus maple melon olive otter panda pearl poppy quill raven robin scarf
+shell slate storm topaz tulip vapor canoe comet delta fable glade igloo orbit prism atlas
+about above actor adult after again agent agree ahead alarm alert alive allow alone along
+alpha amber angel anger angle angry ankle apart apron arena argue armor aroma aside audio
+award aware bacon badly baker basic basin beach beard beast begin being bench birth black
+blade blank blast blaze bless blind block bloom board boast bonus boost booth brain brake
+brand brass brave brick bride brief bring broad brook brown brush build bunch burst buyer
+cable camel canal candy carry catch cause chain chalk charm chart chase cheap check cheek
+cheer chess chest chief child chill choir civic claim class clean clear clerk click cliff
+climb clock close coach coast couch count court cover craft crane crash cream creek crisp
+crowd crown crust curve cycle dance dealt decay delay dense depth diary dirty dough draft
+drain drama drawn dress drift drill drink drive eager early earth eight elbow elder empty
+enjoy enter entry equal essay event every exact exist extra faith false fancy feast fence
+fever fiber fifty final flock floor flour fluid focus force forge forty forum found frame
+fresh
 `)
 
 // fillerWords make the body of a sized prompt.

@@ -137,10 +137,11 @@ type Level struct {
 
 var httpStatus = regexp.MustCompile(`HTTP (\d{3})\b|answered HTTP (\d{3})\b|status (\d{3})\b`)
 
-// Reason is the failure reason a failed sample is counted under: its outcome, with the HTTP
-// status when the error names one ("http_429").
+// Reason is the failure reason a failed sample is counted under: its outcome, or the HTTP
+// status when the error is an HTTP answer that names one ("http_429"; llama-server's 503,
+// which the driver classifies as a load failure, included).
 func Reason(s *measure.Sample) string {
-	if s.Outcome == measure.ErrHTTP {
+	if s.Outcome == measure.ErrHTTP || s.Outcome == measure.ErrLoad {
 		if m := httpStatus.FindStringSubmatch(s.Error); m != nil {
 			for _, g := range m[1:] {
 				if g != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/naming"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,6 +84,10 @@ type Driver struct {
 	worked  map[string]bool          // baked variant → produced tokens
 	// exchanges keeps each attempt's request and final answer for Debug (DEBUG_BENCH).
 	exchanges map[int]exchange
+	// daemonEnv is the server-level environment each started daemon got (serving.go).
+	daemonEnv map[string]string
+	// transport carries the requests to the test daemons (CloseIdleConnections).
+	transport *http.Transport
 }
 
 // New returns a driver; call Setup before benchmarking and Close afterwards.
@@ -96,6 +101,8 @@ func New(cfg Config, log io.Writer) *Driver {
 		worked:     map[string]bool{},
 		baked:      map[string]bool{},
 		exchanges:  map[int]exchange{},
+		daemonEnv:  map[string]string{},
+		transport:  newTransport(),
 	}
 }
 
@@ -134,7 +141,7 @@ func (d *Driver) Setup(ctx context.Context, sel gpu.Selection) ([]stack.Endpoint
 }
 
 // startDaemon starts `ollama serve` for one endpoint and waits until it answers.
-func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint) error {
+func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint, extraEnv ...string) error {
 	if err := server.CheckPortFree(ep.Addr); err != nil {
 		return err
 	}
@@ -147,6 +154,7 @@ func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint) error {
 		"OLLAMA_MODELS="+d.cfg.ModelsDir,
 		"CUDA_VISIBLE_DEVICES="+cuda,
 	)
+	env = append(env, extraEnv...)
 	logPath := filepath.Join(d.cfg.LogDir, fmt.Sprintf("ollama_%s_%s.log", strings.ToLower(ep.Suffix), d.cfg.RunTS))
 	spec := server.Spec{Name: "ollama test daemon " + ep.Suffix + " on " + ep.Addr, Path: d.cfg.Bin, Args: []string{"serve"}, Env: env, LogPath: logPath}
 	var h server.Handle
@@ -168,6 +176,7 @@ func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint) error {
 	ep.Unit = h.Unit()
 	d.mu.Lock()
 	d.daemons[ep.Addr] = h
+	d.daemonEnv[ep.Addr] = strings.Join(extraEnv, " ")
 	d.mu.Unlock()
 	client := ollamaapi.New(ep.Addr)
 	err := h.WaitReady(ctx, d.cfg.WaitAPI, 200*time.Millisecond, func(ctx context.Context) error {
@@ -367,6 +376,9 @@ func (d *Driver) Workload() stack.Workload {
 // Prepare implements stack.Server: bake the variant if needed, then load the configuration
 // with a warm-up request (not recorded: load time must not pollute tokens/sec).
 func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) (stack.Prepared, error) {
+	if err := d.ensureDaemonEnv(ctx, ep, c); err != nil {
+		return stack.Prepared{}, err
+	}
 	if isBaked(c) {
 		if err := d.bake(ctx, t, c); err != nil {
 			return stack.Prepared{}, d.classify(ep, err)
@@ -374,7 +386,7 @@ func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	}
 	warm := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: "warm up", Stream: false, Options: d.options(c, 1)}
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
-	wres, err := ollamaapi.New(ep.Addr).Generate(wctx, warm, nil)
+	wres, err := d.client(ep.Addr).Generate(wctx, warm, nil)
 	cancel()
 	if err != nil {
 		return stack.Prepared{}, d.classify(ep, fmt.Errorf("warm-up (load) request: %w", err))
@@ -391,7 +403,7 @@ func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c 
 	greq := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: req.Prompt, Stream: true, Raw: true, Options: d.options(c, req.MaxTokens)}
 	mctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
 	defer cancel()
-	final, err := ollamaapi.New(ep.Addr).Generate(mctx, greq, func(chunk ollamaapi.GenerateChunk, _ time.Time) {
+	final, err := d.client(ep.Addr).Generate(mctx, greq, func(chunk ollamaapi.GenerateChunk, _ time.Time) {
 		rec.Chunk(boolInt(chunk.Response != ""))
 	})
 	d.remember(req.Seq, greq, final)
