@@ -306,6 +306,7 @@ func (e *Engine) serveRequest(ctx context.Context, ep stack.Endpoint, t stack.Ta
 	s := &measure.Sample{
 		Stack: e.Driver.Name(), Endpoint: ep.Addr, Model: t.Model, ModelTag: c.ModelTag, Label: c.Label,
 		Settings: settings, MaxTokens: maxTokens, PromptTokens: p.tokens, Outcome: measure.OK,
+		ChunkTimes: make([]time.Duration, 0, maxTokens),
 	}
 	req := stack.Request{Seq: seq, Prompt: p.prompt(seq), MaxTokens: maxTokens}
 	rctx, cancel := ctx, context.CancelFunc(func() {})
