@@ -54,7 +54,7 @@ const Schema = `serving_<stack>_<TS>.csv — one row per configuration and concu
 43 slo_ttft_ms            SLO_TTFT_MS
 44 slo_itl_ms             SLO_ITL_MS
 45 slo_met                1: every request completed and p99 TTFT ≤ slo_ttft_ms and p99 ITL ≤ slo_itl_ms; goodput is the highest concurrency of a configuration with 1 here
-46 physics_limit_tps      concurrency × the configuration's concurrency-1 stream_decode_tps_p50 (0: no concurrency-1 level)
+46 physics_limit_tps      concurrency × the configuration's concurrency-1 stream_decode_tps_p50, when that level was measured before this one (0: none; CONCURRENCY_SET starts with 1 by default)
 47 physics_flag           non-empty: a figure above what physics allows (aggregate above physics_limit_tps by more than 3%, a stream above the memory-bandwidth roofline): a measurement error, never a result
 48 interrupted            1: Ctrl-C cut the level; its figures are what completed
 49 error                  non-empty: the configuration could not be served (server start, load or warm-up failed; outcome: message); nothing was sent
