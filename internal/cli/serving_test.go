@@ -73,9 +73,13 @@ func TestServingThroughFuzeStack(t *testing.T) {
 	if ds := drivers(); len(ds) != 1 || !ds[0].Closed {
 		t.Errorf("servers not stopped: %+v", ds)
 	}
-	if code, _, stderr := runFuze(t, context.Background(), "stack", "scripted", "serving"); code != 0 {
+	// PROGRESS=json: one JSON object per event, the serving ones included.
+	t.Setenv("PROGRESS", "json")
+	if code, _, stderr := runFuze(t, context.Background(), "stack", "scripted", "serving"); code != 0 ||
+		!strings.Contains(stderr, `{"endpoint":"127.0.0.1:1","event":"serving_level","level":{`) || !strings.Contains(stderr, `"goodput_concurrency":2`) {
 		t.Errorf("second run: exit %d %s", code, stderr)
 	}
+	t.Setenv("PROGRESS", "text")
 	t.Setenv("CONCURRENCY_SET", "0 2")
 	if code, _, stderr := runFuze(t, context.Background(), "stack", "scripted", "serving"); code != 2 || !strings.Contains(stderr, "CONCURRENCY_SET") {
 		t.Errorf("a concurrency of 0: exit %d %s", code, stderr)
