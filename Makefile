@@ -40,7 +40,8 @@ FUZZ_TARGETS := \
 	./internal/ollamaapi:FuzzGenerateStream \
 	./internal/results:FuzzReadRunCSV \
 	./internal/results:FuzzRunCSVRoundTrip \
-	./internal/results:FuzzReadRunJSONL
+	./internal/results:FuzzReadRunJSONL \
+	./internal/stack/vllm:FuzzFastChunk
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

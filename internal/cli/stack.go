@@ -22,7 +22,7 @@ func stackUsage() string {
 	b.WriteString("usage: fuze stack [@FILE.env|FILE.env]... <stack|utility> [command] [args...]\n\nstacks (default command: benchmark):\n")
 	const indent = "                       "
 	for _, st := range stackname.All() {
-		cmds := []string{"benchmark|bench"}
+		cmds := []string{"benchmark|bench", "serving"}
 		for _, c := range stackExtras[st.Name] {
 			if len(c.aliases) > 0 {
 				cmds = append(cmds, c.name+" ("+strings.Join(c.aliases, ", ")+")")
@@ -97,7 +97,8 @@ var utilityAliases = map[string]string{
 	"analyze": "analyze", "analysis": "analyze", "summary": "analyze",
 }
 
-// stackCmd is one command of a stack besides benchmark, which every registered stack has.
+// stackCmd is one command of a stack besides benchmark and serving, which every registered
+// stack has.
 type stackCmd struct {
 	name    string
 	aliases []string
@@ -142,10 +143,14 @@ func ollamaSystemCommand(command string) func(context.Context, streams, *knobs.C
 	}
 }
 
-// findStackCommand resolves a command name or alias of a stack; "benchmark" for bench.
+// findStackCommand resolves a command name or alias of a stack; "benchmark" for bench,
+// "serving" for the serving benchmark.
 func findStackCommand(st, name string) (stackCmd, bool) {
 	if name == "benchmark" || name == "bench" {
 		return stackCmd{name: "benchmark"}, true
+	}
+	if name == "serving" { // every stack serves through the engine
+		return stackCmd{name: "serving"}, true
 	}
 	for _, c := range stackExtras[st] {
 		if c.name == name || slices.Contains(c.aliases, name) {
@@ -227,6 +232,9 @@ func runStack(ctx context.Context, s streams, args []string) error {
 		return runUtility(ctx, s, cfg, sc.utility, sc.args)
 	case sc.command == "benchmark":
 		_, err := bench.RunStack(ctx, s.out, s.err, cfg, repoRoot(), sc.stack)
+		return err
+	case sc.command == "serving":
+		_, err := bench.RunServing(ctx, s.out, s.err, cfg, repoRoot(), sc.stack)
 		return err
 	default:
 		c, _ := findStackCommand(sc.stack, sc.command)

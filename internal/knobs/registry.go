@@ -66,6 +66,28 @@ var registry = []Knob{
 	{Name: "ALIAS_SUFFIX", Default: "", Kind: KindString, Stacks: on(StackOllama, StackReport),
 		Doc: "Appended to aliases (templates: -explore, -preprod; promotion to prod writes -prod)"},
 
+	// ---- serving benchmark (`fuze stack <stack> serving`) ----
+	{Name: "CONCURRENCY_SET", Default: "1 2 4 8 16 32", Kind: KindIntList, Stacks: on(StackAll),
+		Doc: "fuze serving: concurrency levels measured in this order: requests kept in flight (closed loop: a finished request is replaced at once)"},
+	{Name: "REQUESTS_PER_LEVEL", Default: "0", Kind: KindInt, Stacks: on(StackAll),
+		Doc: "fuze serving: measured requests per level; 0: 8 per stream and at least 32, or as many as SERVING_DURATION_SECS allows when that is set"},
+	{Name: "SERVING_DURATION_SECS", Default: "0", Kind: KindSeconds, Stacks: on(StackAll),
+		Doc: "fuze serving: a level sends no new request once this long has passed since it began (requests in flight finish); 0: no deadline, the level ends at its count"},
+	{Name: "SERVING_WARMUP", Default: "1", Kind: KindInt, Stacks: on(StackAll),
+		Doc: "fuze serving: unrecorded warm-up requests per stream before each level (C × this at concurrency C, C in flight); 0: none"},
+	{Name: "SERVING_REQUEST_TIMEOUT_SECS", Default: "300", Kind: KindSeconds, Stacks: on(StackAll),
+		Doc: "fuze serving: a request not complete after this long fails as a timeout (a stalled stream) and its stream goes on; 0: the stack's own request deadline only"},
+	{Name: "SERVING_INPUT_TOKENS", Default: "128", Kind: KindInt, Stacks: on(StackAll),
+		Doc: "fuze serving: prompt length in tokens, counted by the server (llama-server and vLLM /tokenize, Ollama prompt_eval_count) or 1 word per token where it cannot count (Triton); every prompt starts with words unique to it (no prefix cache helps); 0: the stack's PROMPT"},
+	{Name: "SERVING_OUTPUT_TOKENS", Default: "0", Kind: KindInt, Stacks: on(StackAll),
+		Doc: "fuze serving: output tokens per request (ignore_eos where the server has it; a shorter answer is a failed request); 0: the stack's budget (BENCH_NUM_PREDICT, else PRED)"},
+	{Name: "SERVING_PARALLEL_SET", Default: "", Kind: KindIntList, Stacks: on(StackAll),
+		Doc: "fuze serving: values of the server setting that governs concurrency, one configuration each (a server restart): Ollama OLLAMA_NUM_PARALLEL, llama.cpp --parallel (--ctx-size × N, continuous batching), vLLM --max-num-seqs; Triton: ignored (its model configuration decides); empty: the server's default (llama.cpp: --parallel 1)"},
+	{Name: "SLO_TTFT_MS", Default: "1000", Kind: KindFloat, Stacks: on(StackAll),
+		Doc: "fuze serving: latency objective: a level meets it when every request completed, p99 TTFT ≤ this and p99 ITL ≤ SLO_ITL_MS; goodput is the highest concurrency that meets it"},
+	{Name: "SLO_ITL_MS", Default: "100", Kind: KindFloat, Stacks: on(StackAll),
+		Doc: "fuze serving: p99 inter-token latency objective in ms (see SLO_TTFT_MS)"},
+
 	// ---- orchestrator ----
 	{Name: "FORCE_OLLAMA_INSTALL", Default: "0", Kind: KindBool01, Stacks: on(StackBench),
 		Doc: "1 runs `ollama install` even when ollama is already on PATH"},

@@ -287,8 +287,12 @@ func nglArg(c stack.Candidate) string {
 // ServerArgs is the llama-server command line (after the binary) for a candidate.
 func (d *Driver) ServerArgs(ep stack.Endpoint, modelPath string, c stack.Candidate) []string {
 	host, port, _ := net.SplitHostPort(ep.Addr)
+	slots, serving := parallelOf(c)
 	args := []string{"--model", modelPath, "--host", host, "--port", port,
-		"--ctx-size", strconv.Itoa(d.cfg.CtxSize), "--batch-size", strconv.Itoa(d.cfg.BatchSize), "--parallel", "1"}
+		"--ctx-size", strconv.Itoa(d.cfg.CtxSize * slots), "--batch-size", strconv.Itoa(d.cfg.BatchSize), "--parallel", strconv.Itoa(slots)}
+	if serving {
+		args = append(args, "--cont-batching") // serving.go
+	}
 	if n := nglArg(c); n != "" {
 		args = append(args, "--n-gpu-layers", n)
 	}
@@ -321,7 +325,7 @@ var offloadLine = regexp.MustCompile(`offloaded (\d+)/(\d+) layers to GPU`)
 // when needed. Repeats of one candidate share its server; a failed start is not retried for
 // the same candidate.
 func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack.Candidate) *instance {
-	key := ep.Addr + "|" + m.Path + "|" + nglArg(c)
+	key := ep.Addr + "|" + m.Path + "|" + nglArg(c) + "|" + c.ParallelValue()
 	if d.cur != nil && d.cur.key == key {
 		if d.cur.failure == nil && d.cur.proc != nil && d.cur.proc.ExitError() != nil {
 			d.cur.failure = measure.Fail(measure.ErrExited, fmt.Errorf("%v (log: %s)", d.cur.proc.ExitError(), d.cur.logPath))

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -85,6 +86,10 @@ type Driver struct {
 	worked  map[string]bool          // baked variant → produced tokens
 	// exchanges keeps each attempt's request and final answer for Debug (DEBUG_BENCH).
 	exchanges map[int]exchange
+	// daemonEnv is the server-level environment each started daemon got (serving.go).
+	daemonEnv map[string]string
+	// transport carries the requests to the test daemons (CloseIdleConnections).
+	transport *http.Transport
 }
 
 // New returns a driver; call Setup before benchmarking and Close afterwards.
@@ -98,6 +103,8 @@ func New(cfg Config, log io.Writer) *Driver {
 		worked:     map[string]bool{},
 		baked:      map[string]bool{},
 		exchanges:  map[int]exchange{},
+		daemonEnv:  map[string]string{},
+		transport:  newTransport(),
 	}
 }
 
@@ -136,7 +143,7 @@ func (d *Driver) Setup(ctx context.Context, sel gpu.Selection) ([]stack.Endpoint
 }
 
 // startDaemon starts `ollama serve` for one endpoint and waits until it answers.
-func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint) error {
+func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint, extraEnv ...string) error {
 	if err := server.CheckPortFree(ep.Addr); err != nil {
 		return err
 	}
@@ -149,6 +156,7 @@ func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint) error {
 		"OLLAMA_MODELS="+d.cfg.ModelsDir,
 		"CUDA_VISIBLE_DEVICES="+cuda,
 	)
+	env = append(env, extraEnv...)
 	logPath := filepath.Join(d.cfg.LogDir, fmt.Sprintf("ollama_%s_%s.log", strings.ToLower(ep.Suffix), d.cfg.RunTS))
 	spec := server.Spec{Name: "ollama test daemon " + ep.Suffix + " on " + ep.Addr, Path: d.cfg.Bin, Args: []string{"serve"}, Env: env, LogPath: logPath}
 	var h server.Handle
@@ -170,6 +178,7 @@ func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint) error {
 	ep.Unit = h.Unit()
 	d.mu.Lock()
 	d.daemons[ep.Addr] = h
+	d.daemonEnv[ep.Addr] = strings.Join(extraEnv, " ")
 	d.mu.Unlock()
 	client := ollamaapi.New(ep.Addr)
 	err := h.WaitReady(ctx, d.cfg.WaitAPI, 200*time.Millisecond, func(ctx context.Context) error {
@@ -369,6 +378,9 @@ func (d *Driver) Workload() stack.Workload {
 // Prepare implements stack.Server: bake the variant if needed, then load the configuration
 // with a warm-up request (not recorded: load time must not pollute tokens/sec).
 func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) (stack.Prepared, error) {
+	if err := d.ensureDaemonEnv(ctx, ep, c); err != nil {
+		return stack.Prepared{}, err
+	}
 	if isBaked(c) {
 		if err := d.bake(ctx, t, c); err != nil {
 			return stack.Prepared{}, d.classify(ep, err)
@@ -378,7 +390,7 @@ func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
 	var wres *ollamaapi.GenerateChunk
 	err := server.Loading(ctx, "ollama "+ep.Suffix+" loading "+c.ModelTag, d.Daemon(ep.Addr), func() (err error) {
-		wres, err = ollamaapi.New(ep.Addr).Generate(wctx, warm, nil)
+		wres, err = d.client(ep.Addr).Generate(wctx, warm, nil)
 		return err
 	})
 	cancel()
@@ -397,7 +409,7 @@ func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c 
 	greq := ollamaapi.GenerateRequest{Model: c.ModelTag, Prompt: req.Prompt, Stream: true, Raw: true, Options: d.options(c, req.MaxTokens)}
 	mctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
 	defer cancel()
-	final, err := ollamaapi.New(ep.Addr).Generate(mctx, greq, func(chunk ollamaapi.GenerateChunk, _ time.Time) {
+	final, err := d.client(ep.Addr).Generate(mctx, greq, func(chunk ollamaapi.GenerateChunk, _ time.Time) {
 		rec.Chunk(boolInt(chunk.Response != ""))
 	})
 	d.remember(req.Seq, greq, final)

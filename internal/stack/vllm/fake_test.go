@@ -58,9 +58,9 @@ func fakeEngineCore() {
 }
 
 type fakeArgs struct {
-	model, host, dtype string
-	port, maxModelLen  int
-	gpuMemUtil         float64
+	model, host, dtype            string
+	port, maxModelLen, maxNumSeqs int
+	gpuMemUtil                    float64
 }
 
 func logf(format string, args ...any) {
@@ -115,6 +115,8 @@ func parseFakeArgs(args []string) (fakeArgs, string, string) {
 			a.maxModelLen, err = strconv.Atoi(val)
 		case "--gpu-memory-utilization":
 			a.gpuMemUtil, err = strconv.ParseFloat(val, 64)
+		case "--max-num-seqs":
+			a.maxNumSeqs, err = strconv.Atoi(val)
 		default:
 			return a, prog, "unrecognized arguments: " + name
 		}
@@ -178,6 +180,25 @@ func fakeVLLM(args []string) int {
 			"id": id, "object": "model", "created": time.Now().Unix(), "owned_by": "vllm", "root": id,
 			"parent": nil, "max_model_len": a.maxModelLen, "permission": []any{},
 		}}})
+	})
+	mux.HandleFunc("POST /tokenize", func(w http.ResponseWriter, r *http.Request) {
+		// vLLM's tokenize: {"model", "prompt", "add_special_tokens"} → {"count", "max_model_len",
+		// "tokens"}; one token per word, and a BOS as completions count it.
+		var req struct {
+			Model            string `json:"model"`
+			Prompt           string `json:"prompt"`
+			AddSpecialTokens *bool  `json:"add_special_tokens"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Model != served {
+			fakeError(w, mode, 400, "BadRequestError", "bad tokenize request", "")
+			return
+		}
+		n := len(strings.Fields(req.Prompt))
+		if req.AddSpecialTokens == nil || *req.AddSpecialTokens {
+			n++
+		}
+		tokens := make([]int, n)
+		writeJSON(w, 200, map[string]any{"count": n, "max_model_len": a.maxModelLen, "tokens": tokens})
 	})
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) {
 		fakeCompletion(w, r, mode, served, a.maxModelLen)

@@ -36,6 +36,7 @@ type ServeFlags struct {
 	DType       string  // --dtype
 	MaxModelLen int     // --max-model-len
 	GPUMemUtil  float64 // --gpu-memory-utilization
+	MaxNumSeqs  int     // --max-num-seqs (0: not passed, vLLM's default)
 }
 
 // Args returns the arguments (after Path) that serve model with f.
@@ -46,13 +47,17 @@ func (l Launcher) Args(model string, f ServeFlags) []string {
 	} else {
 		args = []string{"serve", model}
 	}
-	return append(args,
+	args = append(args,
 		"--host", f.Host,
 		"--port", strconv.Itoa(f.Port),
 		"--dtype", f.DType,
 		"--max-model-len", strconv.Itoa(f.MaxModelLen),
 		"--gpu-memory-utilization", strconv.FormatFloat(f.GPUMemUtil, 'f', -1, 64),
 	)
+	if f.MaxNumSeqs > 0 {
+		args = append(args, "--max-num-seqs", strconv.Itoa(f.MaxNumSeqs))
+	}
+	return args
 }
 
 // String describes the launcher: "vllm serve (VLLM_BIN=…)".

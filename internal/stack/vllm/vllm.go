@@ -75,9 +75,10 @@ const host = "127.0.0.1"
 
 // Driver implements stack.Runner for vLLM.
 type Driver struct {
-	cfg  Config
-	log  io.Writer
-	http *http.Client
+	cfg       Config
+	log       io.Writer
+	http      *http.Client
+	transport *http.Transport // serving.go
 
 	mu      sync.Mutex
 	servers map[string]*vserver // by endpoint address: the one server running there
@@ -88,6 +89,7 @@ type Driver struct {
 // vserver is a vLLM server fuze started for one model on one endpoint.
 type vserver struct {
 	model   string
+	seqs    int // --max-num-seqs (0: not passed)
 	proc    *server.Process
 	logPath string
 	// failed is the outcome of a start that did not become ready; the (endpoint, model) is
@@ -108,7 +110,8 @@ func New(cfg Config, log io.Writer) *Driver {
 		cfg.Prompt = DefaultPrompt
 	}
 	// No client timeout (streams are bounded by the request context) and no retries.
-	return &Driver{cfg: cfg, log: log, http: &http.Client{}, servers: map[string]*vserver{}, exchanges: map[int]exchange{}}
+	tr := newTransport()
+	return &Driver{cfg: cfg, log: log, http: &http.Client{Transport: tr}, transport: tr, servers: map[string]*vserver{}, exchanges: map[int]exchange{}}
 }
 
 // Name implements stack.Driver.
@@ -208,11 +211,11 @@ func (d *Driver) Server(addr string) *server.Process {
 
 // ensureServer returns the server for model on ep, starting it (and stopping the previous
 // model's) when needed. A failed start is remembered: the (endpoint, model) is not retried.
-func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model string) (*vserver, error) {
+func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model string, seqs int) (*vserver, error) {
 	d.mu.Lock()
 	cur := d.servers[ep.Addr]
 	d.mu.Unlock()
-	if cur != nil && cur.model == model {
+	if cur != nil && cur.model == model && cur.seqs == seqs {
 		if cur.failed != nil {
 			return nil, cur.failed
 		}
@@ -226,7 +229,7 @@ func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model stri
 		delete(d.servers, ep.Addr)
 		d.mu.Unlock()
 	}
-	srv, err := d.start(ctx, ep, model)
+	srv, err := d.start(ctx, ep, model, seqs)
 	if err != nil {
 		// The process was stopped after the failure: only the error says whether it had
 		// exited on its own (server.ErrExited, with its last log lines).
@@ -235,7 +238,7 @@ func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model stri
 			return nil, failure // interrupted, not a property of the server: nothing to remember
 		}
 		if srv == nil {
-			srv = &vserver{model: model}
+			srv = &vserver{model: model, seqs: seqs}
 		}
 		srv.failed = failure
 		d.mu.Lock()
@@ -248,13 +251,13 @@ func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model stri
 
 // start launches the server for model on ep and waits until it serves the model. On error
 // the process is stopped; the returned vserver (when not nil) keeps its log path.
-func (d *Driver) start(ctx context.Context, ep stack.Endpoint, model string) (*vserver, error) {
+func (d *Driver) start(ctx context.Context, ep stack.Endpoint, model string, seqs int) (*vserver, error) {
 	if err := server.CheckPortFree(ep.Addr); err != nil {
 		return nil, err
 	}
 	_, portStr, _ := net.SplitHostPort(ep.Addr)
 	port, _ := strconv.Atoi(portStr)
-	args := d.cfg.Launcher.Args(model, ServeFlags{Host: host, Port: port, DType: d.cfg.DType, MaxModelLen: d.cfg.MaxModelLen, GPUMemUtil: d.cfg.GPUMemUtil})
+	args := d.cfg.Launcher.Args(model, ServeFlags{Host: host, Port: port, DType: d.cfg.DType, MaxModelLen: d.cfg.MaxModelLen, GPUMemUtil: d.cfg.GPUMemUtil, MaxNumSeqs: seqs})
 	cuda := "" // no GPU: keep vLLM off every GPU
 	if ep.GPU != nil {
 		cuda = ep.GPU.CUDAVisibleDevices()
@@ -274,7 +277,7 @@ func (d *Driver) start(ctx context.Context, ep stack.Endpoint, model string) (*v
 	if err != nil {
 		return nil, err
 	}
-	srv := &vserver{model: model, proc: proc, logPath: logPath}
+	srv := &vserver{model: model, seqs: seqs, proc: proc, logPath: logPath}
 	d.mu.Lock()
 	d.servers[ep.Addr] = srv
 	d.mu.Unlock()
@@ -364,7 +367,7 @@ func (d *Driver) Workload() stack.Workload {
 // Prepare implements stack.Server: make sure the model's server runs on the endpoint, then
 // send a warm-up request (not recorded).
 func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate) (stack.Prepared, error) {
-	srv, err := d.ensureServer(ctx, ep, c.ModelTag)
+	srv, err := d.ensureServer(ctx, ep, c.ModelTag, maxNumSeqs(c))
 	if err != nil {
 		return stack.Prepared{}, err
 	}
@@ -385,35 +388,47 @@ func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, _ stack.Target,
 // seen (vLLM caches prefixes: a repeated prompt makes prefill free), ignore_eos, with running
 // usage totals so that a chunk carrying several tokens is counted as such.
 func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate, r stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
-	seed := 42
-	req := CompletionRequest{
-		Model:         c.ModelTag,
-		Prompt:        r.Prompt,
-		MaxTokens:     r.MaxTokens,
-		Temperature:   d.cfg.Temperature,
-		Seed:          &seed,
-		StreamOptions: &StreamOptions{IncludeUsage: true, ContinuousUsageStats: true},
-		IgnoreEOS:     true,
-	}
 	mctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
-	var lastAt time.Duration
-	res, err := Stream(mctx, d.http, "http://"+ep.Addr, req, func(k int) { lastAt = rec.Chunk(k) })
+	sc, req, res, err := Complete(mctx, d.http, "http://"+ep.Addr, c.ModelTag, d.cfg.Temperature, r, rec)
 	if d.cfg.DebugBench {
 		d.mu.Lock()
 		d.exchanges[r.Seq] = exchange{req: req, res: res}
 		d.mu.Unlock()
 	}
+	if err != nil {
+		return sc, classify(err, d.Server(ep.Addr))
+	}
+	return sc, nil
+}
+
+// Complete is the client side of Send on its own: one streamed completion of r for model at
+// the OpenAI-compatible server baseURL (ignore_eos, running usage totals, a fixed seed), every
+// chunk recorded in rec as it is read. It returns the server's counts, the request sent, what
+// the stream delivered (nil when nothing was answered) and the error, not yet classified.
+func Complete(ctx context.Context, hc *http.Client, baseURL, model string, temperature float64, r stack.Request, rec stack.Arrivals) (measure.ServerCounters, CompletionRequest, *StreamResult, error) {
+	seed := 42
+	req := CompletionRequest{
+		Model:         model,
+		Prompt:        r.Prompt,
+		MaxTokens:     r.MaxTokens,
+		Temperature:   temperature,
+		Seed:          &seed,
+		StreamOptions: &StreamOptions{IncludeUsage: true, ContinuousUsageStats: true},
+		IgnoreEOS:     true,
+	}
+	var lastAt time.Duration
+	res, err := Stream(ctx, hc, baseURL, req, func(k int) { lastAt = rec.Chunk(k) })
 	var sc measure.ServerCounters
 	if res != nil {
 		sc = Counters(res)
 	}
 	if err != nil {
-		return sc, classify(err, d.Server(ep.Addr))
+		return sc, req, res, err
 	}
 	times, note, err := res.DecodeTimes()
 	if err != nil {
-		return sc, classify(err, d.Server(ep.Addr))
+		return sc, req, res, err
 	}
 	if note != "" {
 		sc.Notes = append(sc.Notes, note)
@@ -424,7 +439,7 @@ func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c 
 	if sc.OutputTokens != r.MaxTokens {
 		sc.Notes = append(sc.Notes, fmt.Sprintf("output length %d differs from max_tokens %d (finish_reason %q)", sc.OutputTokens, r.MaxTokens, sc.StopReason))
 	}
-	return sc, nil
+	return sc, req, res, nil
 }
 
 type exchange struct {

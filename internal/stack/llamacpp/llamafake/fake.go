@@ -289,6 +289,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = writeJSON(w, 200, s.props())
 	case (r.URL.Path == "/completion" || r.URL.Path == "/completions") && r.Method == http.MethodPost:
 		status = s.completion(w, r)
+	case r.URL.Path == "/tokenize" && r.Method == http.MethodPost:
+		status = s.tokenize(w, r)
 	default:
 		status = writeError(w, 404, "File Not Found", "not_found_error")
 	}
@@ -524,6 +526,26 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) int {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// tokenize is POST /tokenize: {"content": text, "add_special": bool} → {"tokens": [ids…]},
+// tokenized as completion does (a BOS token when add_special, one token per word).
+func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) int {
+	var req struct {
+		Content    string `json:"content"`
+		AddSpecial bool   `json:"add_special"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		return writeError(w, 500, "[json.exception.parse_error.101] parse error: "+err.Error(), "server_error")
+	}
+	tokens := []int{}
+	if req.AddSpecial {
+		tokens = append(tokens, 1)
+	}
+	for range strings.Fields(req.Content) {
+		tokens = append(tokens, 3431)
+	}
+	return writeJSON(w, 200, map[string]any{"tokens": tokens})
+}
+
 // Main is the fake llama-server's main: it parses the server's command line, binds the port,
 // "loads" the model and serves until SIGTERM or SIGINT. It returns the exit status.
 func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -549,6 +571,9 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		fs.IntVar(&opt.Parallel, n, 1, "")
 	}
 	fs.BoolVar(&opt.NoMmap, "no-mmap", false, "")
+	var contBatching bool // the server's default since 2024; the fake batches nothing (one slot serves at a time)
+	fs.BoolVar(&contBatching, "cont-batching", true, "")
+	fs.BoolVar(&contBatching, "cb", true, "")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1

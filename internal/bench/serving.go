@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/engine"
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/knobs"
+	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/serving"
+	"github.com/fuze-ai/fuze/internal/stack"
+)
+
+// RunServing is `fuze stack <stack> serving`: the stack's servers started as for a benchmark,
+// then for every model, endpoint and serving configuration (SERVING_PARALLEL_SET) a closed loop
+// at each level of CONCURRENCY_SET, written to serving_<stack>_<TS>.csv and .jsonl in LOG_DIR.
+// The servers are always stopped, Ctrl-C included (the level in progress is written with what
+// completed). It returns the serving CSV's path once it exists.
+func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, stackName string) (string, error) {
+	reg, ok := stack.Registered(stackName)
+	if !ok {
+		return "", fmt.Errorf("%s: no driver is linked into this fuze", stackName)
+	}
+	stackName = reg.Stack
+	opt, err := ServingOptions(cfg)
+	if err != nil {
+		return "", err
+	}
+	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
+	if err != nil {
+		return "", err
+	}
+	if warning != "" {
+		fmt.Fprintf(log, "! %s\n", warning)
+	}
+	now := time.Now()
+	rc := stack.RunContext{Root: root, LogDir: logDir, RunTS: now.Format(results.RunTSLayout), Log: log}
+	if v := cfg.Get("RUN_TS"); v != "" {
+		rc.RunTS = v
+	}
+	policy, _, err := sweepPolicy(cfg)
+	if err != nil {
+		return "", err
+	}
+	var report engine.Reporter
+	switch p := cfg.Get("PROGRESS"); p {
+	case "", "text":
+		report = engine.ServingReporter(log, false, engine.TextReporter(log))
+	case "json":
+		report = engine.ServingReporter(log, true, engine.JSONReporter(log))
+	default:
+		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", p, cfg.Source("PROGRESS")))
+	}
+	gpus, err := gpu.Inventory(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
+	if err != nil {
+		return "", err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(log, "! %s\n", w)
+	}
+	for _, g := range gpus {
+		fmt.Fprintf(log, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
+	}
+	if len(gpus) == 0 {
+		fmt.Fprintln(log, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
+	}
+	fmt.Fprintf(log, "== %s serving: concurrency %v, %s per level, SLO p99 TTFT ≤ %s, p99 ITL ≤ %s ==\n",
+		stackName, opt.Concurrency, levelSize(opt), opt.SLO.TTFT, opt.SLO.ITL)
+	driver, _, err := reg.New(ctx, cfg, rc, policy)
+	if err != nil {
+		return "", err
+	}
+	defer driver.Close(context.WithoutCancel(ctx))
+	endpoints, err := driver.Setup(ctx, sel)
+	if err != nil {
+		return "", err
+	}
+	w, err := serving.Create(logDir, stackName, now)
+	if err != nil {
+		return "", err
+	}
+	defer w.Close()
+	fmt.Fprintf(log, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
+	opt.Writer = w
+	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Writer: nil, Report: report}
+	outcomes, runErr := eng.Serve(ctx, opt)
+	printServing(out, outcomes)
+	fmt.Fprintf(out, "CSV: %s\n", w.CSVPath())
+	return w.CSVPath(), runErr
+}
+
+func levelSize(opt engine.Serving) string {
+	switch {
+	case opt.Requests > 0 && opt.Duration > 0:
+		return fmt.Sprintf("%d requests or %s", opt.Requests, opt.Duration)
+	case opt.Requests > 0:
+		return fmt.Sprintf("%d requests", opt.Requests)
+	case opt.Duration > 0:
+		return opt.Duration.String()
+	}
+	return "8 requests per stream (at least 32)"
+}
+
+// ServingOptions reads the serving knobs.
+func ServingOptions(cfg *knobs.Config) (engine.Serving, error) {
+	var errs []error
+	num := func(name string) int {
+		v, err := cfg.Int(name)
+		if err == nil && v < 0 {
+			err = fmt.Errorf("%s=%q (from %s): want an integer ≥ 0", name, cfg.Get(name), cfg.Source(name))
+		}
+		errs = append(errs, err)
+		return v
+	}
+	secs := func(name string) time.Duration {
+		v, err := cfg.Duration(name)
+		errs = append(errs, err)
+		return v
+	}
+	msecs := func(name string) time.Duration {
+		v, err := cfg.Float(name)
+		if err == nil && v <= 0 {
+			err = fmt.Errorf("%s=%q (from %s): want milliseconds > 0", name, cfg.Get(name), cfg.Source(name))
+		}
+		errs = append(errs, err)
+		return time.Duration(v * float64(time.Millisecond))
+	}
+	positive := func(name string) []int {
+		vs, err := cfg.Ints(name)
+		for _, v := range vs {
+			if err == nil && v < 1 {
+				err = fmt.Errorf("%s=%q (from %s): want integers ≥ 1", name, cfg.Get(name), cfg.Source(name))
+			}
+		}
+		errs = append(errs, err)
+		return vs
+	}
+	opt := engine.Serving{
+		Concurrency:     positive("CONCURRENCY_SET"),
+		Requests:        num("REQUESTS_PER_LEVEL"),
+		Duration:        secs("SERVING_DURATION_SECS"),
+		WarmupPerStream: num("SERVING_WARMUP"),
+		RequestTimeout:  secs("SERVING_REQUEST_TIMEOUT_SECS"),
+		InputTokens:     num("SERVING_INPUT_TOKENS"),
+		OutputTokens:    num("SERVING_OUTPUT_TOKENS"),
+		Parallel:        positive("SERVING_PARALLEL_SET"),
+		SLO:             serving.SLO{TTFT: msecs("SLO_TTFT_MS"), ITL: msecs("SLO_ITL_MS")},
+	}
+	for _, err := range errs {
+		if err != nil {
+			return opt, knobs.Invalid(err)
+		}
+	}
+	if len(opt.Concurrency) == 0 {
+		return opt, knobs.Invalid(fmt.Errorf("CONCURRENCY_SET (from %s) is empty: want concurrency levels such as \"1 2 4 8\"", cfg.Source("CONCURRENCY_SET")))
+	}
+	return opt, nil
+}
+
+// printServing prints, per configuration, its levels' aggregate rate and p99 latencies, and
+// its goodput.
+func printServing(out io.Writer, outcomes []engine.ServingOutcome) {
+	if len(outcomes) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tendpoint\tgpu\tparallel\tconcurrency\tok/sent\treq/s\ttok/s\tttft p99 ms\titl p99 ms\tslo\t")
+	for _, o := range outcomes {
+		for _, l := range o.Levels {
+			slo := "-"
+			if l.SLOMet {
+				slo = "met"
+			}
+			if o.Goodput != nil && o.Goodput.Concurrency == l.Concurrency {
+				slo = "met: goodput"
+			}
+			if l.Error != "" {
+				slo = "not served"
+			}
+			if l.PhysicsFlag != "" {
+				slo = "measurement error"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t\n", o.Target.Alias, o.Endpoint.Addr, o.Endpoint.GPULabel(),
+				l.Parallel, l.Concurrency, l.Completed, l.Sent, l.RequestRate, l.OutputTPS, l.TTFT.P99, l.ITL.P99, slo)
+		}
+	}
+	tw.Flush()
+}

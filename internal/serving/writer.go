@@ -1,0 +1,329 @@
+package serving
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/results"
+)
+
+// Schema documents serving_<stack>_<TS>.csv: one row per (configuration, concurrency level),
+// written and flushed as each level ends. Times are milliseconds on the engine's clock; every
+// percentile is QuantileDefinition over the n in its *_n column. Header lists the columns.
+const Schema = `serving_<stack>_<TS>.csv — one row per configuration and concurrency level
+ 1 ts                     when the level ended (RFC 3339)
+ 2 stack                  canonical stack name
+ 3 endpoint               host:port of the server
+ 4 gpu_label              normalised GPU label, or cpu
+ 5 model                  base model
+ 6 model_tag              what was requested
+ 7 label                  configuration label (base-as-is: the server's defaults besides parallel)
+ 8 parallel               the server's concurrency setting (OLLAMA_NUM_PARALLEL, llama-server --parallel, vLLM --max-num-seqs); default: the server's own
+ 9 server_settings        every server-level setting, name=value, space-separated, sorted
+10 concurrency            requests in flight (closed loop: each finished request is replaced at once)
+11 requests               requests the level was asked for (0: as many as SERVING_DURATION_SECS allowed)
+12 sent                   measured requests sent (warm-ups not counted) = completed + failed + canceled
+13 completed              requests that returned every output token asked for
+14 failed                 requests that did not (see failure_reasons)
+15 canceled               requests cut by Ctrl-C
+16 failure_reasons        failed requests by reason: outcome, or http_<status>, e.g. "http_429=3 timeout=1"
+17 span_s                 first measured request's start to the last one's end, seconds
+18 request_rate           completed requests per second of span
+19 output_tps             aggregate output tokens per second of span (completed requests)
+20 stream_decode_tps_p50  median of the completed requests' client-side decode rates (tokens after the first chunk / first-to-last chunk time)
+21 input_tokens_target    prompt tokens asked for (0: the stack's prompt as it is)
+22 input_tokens_mean      prompt tokens the server reported, mean over completed requests (0: not reported)
+23 input_tokens_min       … smallest
+24 input_tokens_max       … largest
+25 output_tokens_mean     output tokens per completed request
+26-29 ttft_ms_p50 ttft_ms_p90 ttft_ms_p99 ttft_n    time to first token, per completed request
+30-33 itl_ms_p50 itl_ms_p90 itl_ms_p99 itl_n        inter-token latency: gaps between consecutive token arrivals pooled over completed requests (a chunk of k tokens: k values of gap/k)
+34-37 tpot_ms_p50 tpot_ms_p90 tpot_ms_p99 tpot_n    (e2e − ttft) / (output tokens − 1), per completed request of ≥ 2 tokens
+38-41 e2e_ms_p50 e2e_ms_p90 e2e_ms_p99 e2e_n        whole request, per completed request
+42 quantile               percentile definition: hf7 = Hyndman & Fan type 7 (numpy/R default)
+43 slo_ttft_ms            SLO_TTFT_MS
+44 slo_itl_ms             SLO_ITL_MS
+45 slo_met                1: every request completed and p99 TTFT ≤ slo_ttft_ms and p99 ITL ≤ slo_itl_ms; goodput is the highest concurrency of a configuration with 1 here
+46 physics_limit_tps      concurrency × the configuration's concurrency-1 stream_decode_tps_p50, when that level was measured before this one (0: none; CONCURRENCY_SET starts with 1 by default)
+47 physics_flag           non-empty: a figure above what physics allows (aggregate above physics_limit_tps by more than 3%, a stream above the memory-bandwidth roofline): a measurement error, never a result
+48 interrupted            1: Ctrl-C cut the level; its figures are what completed
+49 error                  non-empty: the configuration could not be served (server start, load or warm-up failed; outcome: message); nothing was sent
+50 joules_per_token       the level's energy (one telemetry window over its measured requests) ÷ the completed requests' output tokens; n/a when not measured (no NVIDIA GPU, no RAPL, TELEMETRY=0)
+51 energy_source          where the energy comes from: power-integral (nvidia-smi power samples), nvml-energy (NVML's counter), rapl; n/a
+52 power_mean_w           mean power over the level's window; n/a
+`
+
+// Header is the CSV header (Schema's column names, in order).
+var Header = []string{
+	"ts", "stack", "endpoint", "gpu_label", "model", "model_tag", "label", "parallel", "server_settings",
+	"concurrency", "requests", "sent", "completed", "failed", "canceled", "failure_reasons",
+	"span_s", "request_rate", "output_tps", "stream_decode_tps_p50",
+	"input_tokens_target", "input_tokens_mean", "input_tokens_min", "input_tokens_max", "output_tokens_mean",
+	"ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99", "ttft_n",
+	"itl_ms_p50", "itl_ms_p90", "itl_ms_p99", "itl_n",
+	"tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99", "tpot_n",
+	"e2e_ms_p50", "e2e_ms_p90", "e2e_ms_p99", "e2e_n",
+	"quantile", "slo_ttft_ms", "slo_itl_ms", "slo_met", "physics_limit_tps", "physics_flag", "interrupted", "error",
+	"joules_per_token", "energy_source", "power_mean_w",
+}
+
+func f2(v float64) string { return strconv.FormatFloat(finite(v), 'f', 2, 64) }
+func f3(v float64) string { return strconv.FormatFloat(finite(v), 'f', 3, 64) }
+func b01(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func (d Dist) fields() []string { return []string{f3(d.P50), f3(d.P90), f3(d.P99), strconv.Itoa(d.N)} }
+
+// Fields is the level's CSV row; ended is the ts column.
+func (l *Level) Fields(ended time.Time) []string {
+	row := []string{
+		ended.Format(time.RFC3339), l.Stack, l.Endpoint, l.GPULabel, l.Model, l.ModelTag, l.Label, l.Parallel, l.ServerSettings,
+		strconv.Itoa(l.Concurrency), strconv.Itoa(l.Requests), strconv.Itoa(l.Sent), strconv.Itoa(l.Completed),
+		strconv.Itoa(l.Failed), strconv.Itoa(l.Canceled), l.FailureSummary(),
+		f3(l.Span.Seconds()), f3(l.RequestRate), f2(l.OutputTPS), f2(l.StreamDecodeTPS),
+		strconv.Itoa(l.InputTokens), f2(l.InputTokensMean), strconv.Itoa(l.InputTokensMin), strconv.Itoa(l.InputTokensMax), f2(l.OutputTokensMean),
+	}
+	for _, d := range []Dist{l.TTFT, l.ITL, l.TPOT, l.E2E} {
+		row = append(row, d.fields()...)
+	}
+	jt, src, pw := "n/a", "n/a", "n/a"
+	if l.JoulesPerToken != nil {
+		jt = strconv.FormatFloat(*l.JoulesPerToken, 'f', 4, 64)
+	}
+	if t := l.Telemetry; t != nil {
+		if t.Source != "" {
+			src = t.Source
+		}
+		if t.PowerMeanW != nil {
+			pw = f2(*t.PowerMeanW)
+		}
+	}
+	return append(row, QuantileDefinition, f3(ms(l.SLO.TTFT)), f3(ms(l.SLO.ITL)), b01(l.SLOMet),
+		f2(l.PhysicsLimitTPS), l.PhysicsFlag, b01(l.Interrupted), l.Error, jt, src, pw)
+}
+
+// RequestRecord is one JSONL line per request, warm-ups included ("type": "request").
+type RequestRecord struct {
+	Type        string          `json:"type"`
+	Config      string          `json:"config"` // Config.Key of its configuration
+	Concurrency int             `json:"concurrency"`
+	Warmup      bool            `json:"warmup"`
+	Index       int             `json:"index"` // order of issue in its level's phase, from 0
+	Sample      *measure.Sample `json:"sample"`
+	measure.Metrics
+	TPOT   time.Duration `json:"tpot_ns,omitempty"`
+	Reason string        `json:"reason,omitempty"` // failure reason (Reason), for failed requests
+}
+
+// LevelRecord is the JSONL line of a level ("type": "level"), after its requests.
+type LevelRecord struct {
+	Type   string `json:"type"`
+	Config string `json:"config"`
+	Level
+	SLOTTFTms float64 `json:"slo_ttft_ms"`
+	SLOITLms  float64 `json:"slo_itl_ms"`
+	Quantile  string  `json:"quantile"`
+}
+
+// GoodputRecord is the JSONL line closing a configuration ("type": "goodput"): the highest
+// concurrency that met the SLO (0: none did).
+type GoodputRecord struct {
+	Type        string  `json:"type"`
+	Config      string  `json:"config"`
+	Concurrency int     `json:"goodput_concurrency"`
+	RequestRate float64 `json:"goodput_request_rate,omitempty"`
+	OutputTPS   float64 `json:"goodput_output_tps,omitempty"`
+	SLOTTFTms   float64 `json:"slo_ttft_ms"`
+	SLOITLms    float64 `json:"slo_itl_ms"`
+	Levels      []int   `json:"levels"` // the concurrencies measured
+}
+
+// Writer writes one serving run: serving_<prefix>_<TS>.csv and .jsonl beside it. It is safe
+// for concurrent use; every write reaches the operating system before it returns.
+type Writer struct {
+	mu        sync.Mutex
+	csvFile   *os.File
+	jsonlFile *os.File
+	csv       *csv.Writer
+	csvPath   string
+	jsonlPath string
+	closed    bool
+}
+
+// Create creates <logDir>/serving_<prefix>_<TS>.csv (header written) and .jsonl; a run of the
+// same second gets _2, _3… as run CSVs do. stack is any spelling results.FilePrefix accepts.
+func Create(logDir, stack string, ts time.Time) (*Writer, error) {
+	prefix, ok := results.FilePrefix(stack)
+	if !ok {
+		return nil, fmt.Errorf("serving: unknown stack %q", stack)
+	}
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("serving: create log dir: %w", err)
+	}
+	stem := filepath.Join(logDir, "serving_"+prefix+"_"+ts.Format(results.RunTSLayout))
+	for n := 1; n <= 1000; n++ {
+		base := stem
+		if n > 1 {
+			base += "_" + strconv.Itoa(n)
+		}
+		w, err := create(base)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return w, err
+	}
+	return nil, fmt.Errorf("serving: %s.csv: too many runs with this timestamp", stem)
+}
+
+func create(base string) (*Writer, error) {
+	csvPath, jsonlPath := base+".csv", base+".jsonl"
+	if _, err := os.Lstat(jsonlPath); err == nil {
+		return nil, fs.ErrExist
+	}
+	cf, err := os.OpenFile(csvPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	jf, err := os.OpenFile(jsonlPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		cf.Close()
+		os.Remove(csvPath)
+		return nil, err
+	}
+	w := &Writer{csvFile: cf, jsonlFile: jf, csv: csv.NewWriter(cf), csvPath: csvPath, jsonlPath: jsonlPath}
+	w.csv.Write(Header)
+	w.csv.Flush()
+	if err := w.csv.Error(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("serving: write header of %s: %w", csvPath, err)
+	}
+	return w, nil
+}
+
+// CSVPath and JSONLPath are the run's files.
+func (w *Writer) CSVPath() string   { return w.csvPath }
+func (w *Writer) JSONLPath() string { return w.jsonlPath }
+
+// Request is one request's record for WriteLevel.
+type Request struct {
+	Sample *measure.Sample
+	Warmup bool
+	Index  int
+}
+
+// WriteLevel appends the level's requests and its level record to the JSONL, then its row to
+// the CSV.
+func (w *Writer) WriteLevel(l *Level, reqs []Request, ended time.Time) error {
+	key := l.Key()
+	var buf []byte
+	for _, r := range reqs {
+		rec := RequestRecord{Type: "request", Config: key, Concurrency: l.Concurrency, Warmup: r.Warmup, Index: r.Index,
+			Sample: r.Sample, Metrics: measure.Derive(r.Sample)}
+		if t, ok := TPOT(r.Sample); ok && !r.Sample.Failed() {
+			rec.TPOT = t
+		}
+		if r.Sample.Failed() {
+			rec.Reason = Reason(r.Sample)
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("serving: encode request record: %w", err)
+		}
+		buf = append(append(buf, b...), '\n')
+	}
+	b, err := json.Marshal(LevelRecord{Type: "level", Config: key, Level: *l, SLOTTFTms: ms(l.SLO.TTFT), SLOITLms: ms(l.SLO.ITL), Quantile: QuantileDefinition})
+	if err != nil {
+		return fmt.Errorf("serving: encode level record: %w", err)
+	}
+	buf = append(append(buf, b...), '\n')
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("serving: write to closed run %s", w.csvPath)
+	}
+	if _, err := w.jsonlFile.Write(buf); err != nil {
+		return fmt.Errorf("serving: write %s: %w", w.jsonlPath, err)
+	}
+	w.csv.Write(l.Fields(ended))
+	w.csv.Flush()
+	if err := w.csv.Error(); err != nil {
+		return fmt.Errorf("serving: write %s: %w", w.csvPath, err)
+	}
+	return nil
+}
+
+// WriteGoodput appends a configuration's goodput record to the JSONL.
+func (w *Writer) WriteGoodput(levels []Level) error {
+	if len(levels) == 0 {
+		return nil
+	}
+	rec := GoodputRecord{Type: "goodput", Config: levels[0].Key(), SLOTTFTms: ms(levels[0].SLO.TTFT), SLOITLms: ms(levels[0].SLO.ITL)}
+	for _, l := range levels {
+		rec.Levels = append(rec.Levels, l.Concurrency)
+	}
+	if g := Goodput(levels); g != nil {
+		rec.Concurrency, rec.RequestRate, rec.OutputTPS = g.Concurrency, g.RequestRate, g.OutputTPS
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("serving: write to closed run %s", w.csvPath)
+	}
+	_, err = w.jsonlFile.Write(append(b, '\n'))
+	return err
+}
+
+// Close syncs and closes both files; again is a no-op.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	w.csv.Flush()
+	return errors.Join(w.csv.Error(), w.csvFile.Sync(), w.jsonlFile.Sync(), w.csvFile.Close(), w.jsonlFile.Close())
+}
+
+// ReadCSV reads a serving CSV's rows by column name (for tests and reports).
+func ReadCSV(path string) ([]map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 || strings.Join(recs[0], ",") != strings.Join(Header, ",") {
+		return nil, fmt.Errorf("serving: %s: not a serving CSV", path)
+	}
+	var out []map[string]string
+	for _, r := range recs[1:] {
+		m := make(map[string]string, len(Header))
+		for i, h := range Header {
+			m[h] = r[i]
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
