@@ -55,6 +55,13 @@ func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root
 	default:
 		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", p, cfg.Source("PROGRESS")))
 	}
+	hub, err := telemetryHub(cfg, log)
+	if err != nil {
+		return "", err
+	}
+	if hub != nil {
+		defer hub.Close()
+	}
 	gpus, err := gpu.Inventory(ctx, nil)
 	if err != nil {
 		return "", err
@@ -91,6 +98,9 @@ func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root
 	fmt.Fprintf(log, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
 	opt.Writer = w
 	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Writer: nil, Report: report}
+	if hub != nil {
+		eng.Sampler = hub // one window per level: energy per token under load
+	}
 	outcomes, runErr := eng.Serve(ctx, opt)
 	printServing(out, outcomes)
 	fmt.Fprintf(out, "CSV: %s\n", w.CSVPath())

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/fuze-ai/fuze/internal/measure"
 	"math"
 	"os"
 	"runtime"
@@ -29,7 +30,7 @@ type servedRun struct {
 }
 
 // serveScripted runs a serving benchmark of d with opt and reads back its files.
-func serveScripted(t *testing.T, ctx context.Context, d stack.Driver, opt Serving) servedRun {
+func serveScripted(t *testing.T, ctx context.Context, d stack.Driver, opt Serving, sampler ...Sampler) servedRun {
 	t.Helper()
 	dir := t.TempDir()
 	w, err := serving.Create(dir, "ollama", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -40,6 +41,9 @@ func serveScripted(t *testing.T, ctx context.Context, d stack.Driver, opt Servin
 	var log bytes.Buffer
 	e := &Engine{Driver: d, Endpoints: []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}},
 		Report: ServingReporter(&log, false, TextReporter(&log))}
+	if len(sampler) > 0 {
+		e.Sampler = sampler[0]
+	}
 	var r servedRun
 	r.outcomes, r.err = e.Serve(ctx, opt)
 	if err := w.Close(); err != nil {
@@ -309,4 +313,47 @@ func TestServingLeavesNoGoroutine(t *testing.T) {
 			t.Errorf("c=%d completed %d", l.Concurrency, l.Completed)
 		}
 	}
+}
+
+// wattSampler is a device drawing a constant power: a window's energy is its length × W.
+type wattSampler struct {
+	W       float64
+	windows int
+}
+
+func (w *wattSampler) Start(stack.Endpoint) func() *measure.Telemetry {
+	w.windows++
+	start := time.Now()
+	return func() *measure.Telemetry {
+		e := w.W * time.Since(start).Seconds()
+		return &measure.Telemetry{Source: measure.SourcePowerIntegral, EnergyJ: &e, PowerMeanW: &w.W}
+	}
+}
+
+// A serving level is one telemetry window around all its measured requests (they overlap):
+// its energy over the completed requests' tokens is the J/token of the level, in the CSV too.
+func TestServingLevelEnergyPerToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &scripted.ServingDriver{TTFT: 50 * time.Millisecond, ITL: 10 * time.Millisecond}
+		s := &wattSampler{W: 400}
+		r := serveScripted(t, context.Background(), d, Serving{Concurrency: []int{1, 4}, Requests: 8,
+			SLO: serving.SLO{TTFT: time.Second, ITL: 50 * time.Millisecond}}, s)
+		if r.err != nil {
+			t.Fatal(r.err, r.log)
+		}
+		if s.windows != 2 {
+			t.Fatalf("%d telemetry windows, want one per level", s.windows)
+		}
+		for i, conc := range []int{1, 4} {
+			l := r.outcomes[0].Levels[i]
+			span := time.Duration(8/conc) * 140 * time.Millisecond // the level's window, virtual time
+			want := 400 * span.Seconds() / 80
+			if l.JoulesPerToken == nil || !near(*l.JoulesPerToken, want) {
+				t.Fatalf("c=%d: J/token %v, want %v", conc, l.JoulesPerToken, want)
+			}
+			if r.rows[i]["joules_per_token"] != strconv.FormatFloat(want, 'f', 4, 64) || r.rows[i]["energy_source"] != "power-integral" {
+				t.Errorf("c=%d row %v", conc, r.rows[i])
+			}
+		}
+	})
 }

@@ -40,6 +40,9 @@ var ServingColumns = map[string][]string{
 
 var latencyColumn = regexp.MustCompile(`^(ttft|itl|tpot|e2e)_p(50|90|95|99)(?:_(ms|us|ns|s))?$`)
 
+// latencyColumnUnitFirst is fuze's own serving CSV spelling: <metric>_<unit>_p<q> (ttft_ms_p99).
+var latencyColumnUnitFirst = regexp.MustCompile(`^(ttft|itl|tpot|e2e)_(ms|us|ns|s)_p(50|90|95|99)$`)
+
 // servingLevel is one row of a serving CSV.
 type servingLevel struct {
 	Source, Stack, Model, GPU, Config string
@@ -153,6 +156,9 @@ func readServingFile(path string) ([]servingLevel, error) {
 		l.Config = strings.Join(cfg, " ")
 		for name, i := range col {
 			m := latencyColumn.FindStringSubmatch(name)
+			if u := latencyColumnUnitFirst.FindStringSubmatch(name); u != nil {
+				m = []string{u[0], u[1], u[3], u[2]}
+			}
 			if m == nil || i >= len(rec) {
 				continue
 			}
