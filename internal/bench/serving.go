@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/engine"
-	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/knobs"
-	"github.com/fuze-ai/fuze/internal/results"
 	"github.com/fuze-ai/fuze/internal/serving"
 	"github.com/fuze-ai/fuze/internal/stack"
 )
@@ -30,18 +28,6 @@ func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root
 	if err != nil {
 		return "", err
 	}
-	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
-	if err != nil {
-		return "", err
-	}
-	if warning != "" {
-		fmt.Fprintf(log, "! %s\n", warning)
-	}
-	now := time.Now()
-	rc := stack.RunContext{Root: root, LogDir: logDir, RunTS: now.Format(results.RunTSLayout), Log: log}
-	if v := cfg.Get("RUN_TS"); v != "" {
-		rc.RunTS = v
-	}
 	policy, _, err := sweepPolicy(cfg)
 	if err != nil {
 		return "", err
@@ -55,30 +41,12 @@ func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root
 	default:
 		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", p, cfg.Source("PROGRESS")))
 	}
-	hub, err := telemetryHub(cfg, log)
+	env, err := setUp(ctx, cfg, log, root)
 	if err != nil {
 		return "", err
 	}
-	if hub != nil {
-		defer hub.Close()
-	}
-	gpus, err := gpu.Inventory(ctx, nil)
-	if err != nil {
-		return "", err
-	}
-	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
-	if err != nil {
-		return "", err
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(log, "! %s\n", w)
-	}
-	for _, g := range gpus {
-		fmt.Fprintf(log, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
-	}
-	if len(gpus) == 0 {
-		fmt.Fprintln(log, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
-	}
+	defer env.close()
+	logDir, now, rc, sel, hub := env.logDir, env.now, env.rc, env.sel, env.hub
 	fmt.Fprintf(log, "== %s serving: concurrency %v, %s per level, SLO p99 TTFT ≤ %s, p99 ITL ≤ %s ==\n",
 		stackName, opt.Concurrency, levelSize(opt), opt.SLO.TTFT, opt.SLO.ITL)
 	driver, _, err := reg.New(ctx, cfg, rc, policy)

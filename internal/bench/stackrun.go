@@ -16,6 +16,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/server"
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/sweep"
+	"github.com/fuze-ai/fuze/internal/telemetry"
 )
 
 // RunStack is the benchmark run every stack shares: LOG_DIR, sweep policy, repeats,
@@ -46,46 +47,16 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 		report = engine.Reporters(engine.TextReporter(log), sweepProgress)
 		ctx = server.WithWaitProgress(ctx, sweepProgress.Wait)
 	}
-	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
-	if err != nil {
-		return "", err
-	}
-	if warning != "" {
-		fmt.Fprintf(log, "! %s\n", warning)
-	}
-	now := time.Now()
-	rc := stack.RunContext{Root: root, LogDir: logDir, RunTS: now.Format(results.RunTSLayout), Log: log}
-	if v := cfg.Get("RUN_TS"); v != "" {
-		rc.RunTS = v
-	}
 	policy, repeat, err := sweepPolicy(cfg)
 	if err != nil {
 		return "", err
 	}
-	hub, err := telemetryHub(cfg, log)
+	env, err := setUp(ctx, cfg, log, root)
 	if err != nil {
 		return "", err
 	}
-	if hub != nil {
-		defer hub.Close()
-	}
-	gpus, err := gpu.Inventory(ctx, nil)
-	if err != nil {
-		return "", err
-	}
-	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
-	if err != nil {
-		return "", err
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(log, "! %s\n", w)
-	}
-	for _, g := range gpus {
-		fmt.Fprintf(log, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
-	}
-	if len(gpus) == 0 {
-		fmt.Fprintln(log, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
-	}
+	defer env.close()
+	logDir, now, rc, sel, hub := env.logDir, env.now, env.rc, env.sel, env.hub
 	fmt.Fprintf(log, "== %s auto-tune + bench ==\n", stackName)
 	driver, policy, err := reg.New(ctx, cfg, rc, policy)
 	if err != nil {
@@ -182,4 +153,61 @@ func rateCell(s *measure.Sample) string {
 		return fmt.Sprintf("%.2f (%.2f–%.2f)", r, lo, hi)
 	}
 	return fmt.Sprintf("%.2f", r)
+}
+
+// runEnv is what every stack run sets up before its driver: LOG_DIR, the run's time stamp and
+// the drivers' RunContext, the telemetry sampler, and the GPUs selected for endpoints A and B.
+type runEnv struct {
+	logDir string
+	now    time.Time
+	rc     stack.RunContext
+	sel    gpu.Selection
+	hub    *telemetry.Hub // nil: TELEMETRY=0
+}
+
+func (e *runEnv) close() {
+	if e.hub != nil {
+		e.hub.Close()
+	}
+}
+
+// setUp resolves LOG_DIR (saying where it fell back to), the run time stamp (RUN_TS overrides
+// it), starts the telemetry sampler, and selects the GPUs, printing them.
+func setUp(ctx context.Context, cfg *knobs.Config, log io.Writer, root string) (*runEnv, error) {
+	logDir, warning, err := results.ResolveLogDir(cfg.Get("LOG_DIR"), nil)
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		fmt.Fprintf(log, "! %s\n", warning)
+	}
+	e := &runEnv{logDir: logDir, now: time.Now()}
+	e.rc = stack.RunContext{Root: root, LogDir: logDir, RunTS: e.now.Format(results.RunTSLayout), Log: log}
+	if v := cfg.Get("RUN_TS"); v != "" {
+		e.rc.RunTS = v
+	}
+	if e.hub, err = telemetryHub(cfg, log); err != nil {
+		return nil, err
+	}
+	gpus, err := gpu.Inventory(ctx, nil)
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.sel = sel
+	for _, w := range warnings {
+		fmt.Fprintf(log, "! %s\n", w)
+	}
+	for _, g := range gpus {
+		fmt.Fprintf(log, "GPU: %s, %s, %d MiB\n", g.Name, g.UUID, g.MemoryMiB)
+	}
+	if len(gpus) == 0 {
+		fmt.Fprintln(log, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
+	}
+	return e, nil
 }
