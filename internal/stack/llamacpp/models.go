@@ -157,6 +157,11 @@ func (r *resolver) lookupVar(key string) (path, source string, tried []string) {
 func (r *resolver) resolve(s spec) (Model, error) {
 	key := PathKey(s.Alias)
 	m := Model{Tag: s.Tag, Alias: s.Alias}
+	if t := r.tagOf(key); t != "" && s.Tag == s.Alias {
+		// A bare alias names its model by LLAMACPP_TAG_<alias> where one is set (the exporter
+		// writes it), so the rows share the base model of the other stacks' rows.
+		m.Tag = t
+	}
 	path, source, tried := r.lookupVar(key)
 	if path == "" && r.cfg.ModelDir != "" {
 		pattern := filepath.Join(r.cfg.ModelDir, s.Glob)

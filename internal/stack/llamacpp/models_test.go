@@ -155,3 +155,15 @@ func TestSplitModelBytes(t *testing.T) {
 		t.Errorf("got %d", got)
 	}
 }
+
+// LLAMACPP_MODEL given as a bare alias takes its base model from LLAMACPP_TAG_<alias> (set in an
+// env file or by the exporter), so llama.cpp rows sit beside the Ollama tag's.
+func TestBareAliasTakesItsTag(t *testing.T) {
+	dir := t.TempDir()
+	g := touch(t, filepath.Join(dir, "llama-8b-f16.gguf"), 1)
+	cfg := &Config{Model: "llama-8b", PathVars: map[string]string{"LLAMACPP_PATH_llama_8b": g, "LLAMACPP_TAG_llama_8b": "fuze-llama-8b:latest"}}
+	ms, _, err := cfg.Models()
+	if err != nil || len(ms) != 1 || ms[0].Tag != "fuze-llama-8b:latest" || ms[0].Alias != "llama-8b" || ms[0].Path != g {
+		t.Fatalf("%+v %v", ms, err)
+	}
+}
