@@ -196,7 +196,7 @@ func (e *Engine) measureRepeated(ctx context.Context, ep stack.Endpoint, t stack
 	}
 	if failed != nil {
 		if len(ok) > 0 {
-			failed.Error = fmt.Sprintf("%d of %d repeats failed: %s: %s", n-len(ok), n, failed.Outcome, failed.Error)
+			failed.Error = fmt.Sprintf("%d of %d repeats failed: %s", n-len(ok), n, failed.Error)
 			failed.RepeatTPS = rates // the repeats that worked, for the record
 		}
 		return failed

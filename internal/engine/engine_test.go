@@ -61,7 +61,7 @@ func TestRepeatsGiveTheMedianAndTheSpread(t *testing.T) {
 	if lo, hi := out[0].BestRun.Spread(); math.Abs(lo-40) > 1e-3 || math.Abs(hi-60) > 1e-3 {
 		t.Fatalf("spread %v–%v", lo, hi)
 	}
-	if !strings.Contains(log, "✖ [A] optimized ng2 num_gpu=2 -> 0.00 tok/s (http_status: 1 of 4 repeats failed: http_status: HTTP 500: boom)") || !strings.Contains(log, "median of 4: 10.00–30.00") {
+	if !strings.Contains(log, "✖ [A] optimized ng2 num_gpu=2 -> 0.00 tok/s (http_status: 1 of 4 repeats failed: HTTP 500: boom)") || !strings.Contains(log, "median of 4: 10.00–30.00") {
 		t.Fatalf("console:\n%s", log)
 	}
 	if rows[0].NumCtx != "512" || rows[0].NumPredict != "10" || rows[0].GPULabel != "cpu" {
