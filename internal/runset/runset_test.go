@@ -27,19 +27,25 @@ func TestLoadCommittedGPURuns(t *testing.T) {
 	for _, f := range set.Files {
 		files = append(files, filepath.Base(f))
 	}
-	if want := []string{"llamacpp_llama-1b.csv", "llamacpp_llama-8b.csv", "ollama_llama-1b.csv", "ollama_llama-8b.csv"}; !slices.Equal(files, want) {
+	if want := []string{"llamacpp_llama-1b.csv", "llamacpp_llama-8b.csv", "ollama_llama-1b.csv", "ollama_llama-8b.csv", "telemetry-sweep-ollama-llama8b.csv"}; !slices.Equal(files, want) {
 		t.Errorf("files %v, want %v", files, want)
 	}
-	if len(set.Machine) != 1 || filepath.Base(set.Machine[0]) != "machine.txt" || len(set.Serving) != 0 {
+	if len(set.Machine) != 1 || filepath.Base(set.Machine[0]) != "machine.txt" || len(set.Serving) != 2 {
 		t.Errorf("machine %v serving %v", set.Machine, set.Serving)
 	}
-	if len(set.Configs) != 8 {
-		t.Fatalf("%d configurations, want 8", len(set.Configs))
+	if len(set.Configs) != 10 {
+		t.Fatalf("%d configurations, want 10", len(set.Configs))
 	}
 	byKey := map[string]Config{}
 	for _, c := range set.Configs {
-		byKey[c.Stack+" "+c.Model+" "+c.NumGPU] = c
-		if c.Record == nil || len(c.Raw) == 0 || len(c.Repeats) != 5 || c.Failed {
+		if !strings.HasPrefix(c.Source, "telemetry-sweep") { // the same configurations, measured again
+			byKey[c.Stack+" "+c.Model+" "+c.NumGPU] = c
+		}
+		repeats := 5
+		if strings.HasPrefix(c.Source, "telemetry-sweep") {
+			repeats = 3 // the telemetry run measured each configuration 3 times
+		}
+		if c.Record == nil || len(c.Raw) == 0 || len(c.Repeats) != repeats || c.Failed {
 			t.Errorf("%s %s %s: record %v raw %d repeats %v failed %v", c.Stack, c.Model, c.NumGPU, c.Record != nil, len(c.Raw), c.Repeats, c.Failed)
 		}
 	}

@@ -286,11 +286,16 @@ func Summarize(cfg Config, concurrency, requests int, samples []*measure.Sample,
 
 // CheckPhysics flags what physics does not allow: an aggregate output rate above concurrency ×
 // the single-stream decode rate singleTPS (0: unknown, not checked) beyond PhysicsTolerance,
-// and a median stream decode rate above the memory-bandwidth roofline.
+// and a median stream decode rate above the memory-bandwidth roofline. The single-stream rate
+// counts the n−1 tokens after each request's first over their interval while the aggregate
+// counts all n, so the limit is scaled by n/(n−1): short outputs would be flagged otherwise.
 func (l *Level) CheckPhysics(singleTPS float64) {
 	var flags []string
 	if singleTPS > 0 {
 		l.PhysicsLimitTPS = float64(l.Concurrency) * singleTPS
+		if n := l.OutputTokensMean; n > 1 {
+			l.PhysicsLimitTPS *= n / (n - 1)
+		}
 		if l.OutputTPS > l.PhysicsLimitTPS*(1+PhysicsTolerance) {
 			flags = append(flags, fmt.Sprintf("measurement error: aggregate %.2f tok/s is above %d × the single-stream %.2f tok/s = %.2f", l.OutputTPS, l.Concurrency, singleTPS, l.PhysicsLimitTPS))
 		}

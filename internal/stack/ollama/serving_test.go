@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,9 +63,17 @@ func TestServingOnRealOllama(t *testing.T) {
 			t.Errorf("row %d: server settings %q", i, r["server_settings"])
 		}
 	}
+	// Goodput is the highest level within the (generous) SLO that physics does not flag. On a
+	// busy CPU a single-stream level can run slower than the two-stream one's streams, and the
+	// physics check then flags the higher level: the flag must say so, goodput must not claim it.
 	for _, o := range outcomes {
-		if o.Goodput == nil || o.Goodput.Concurrency != 2 {
-			t.Errorf("goodput %+v", o.Goodput)
+		for _, l := range o.Levels {
+			if o.Goodput != nil && o.Goodput.Concurrency == l.Concurrency && l.PhysicsFlag != "" {
+				t.Errorf("goodput at a flagged level: %+v", l)
+			}
+		}
+		if o.Goodput == nil && !slices.ContainsFunc(o.Levels, func(l serving.Level) bool { return l.PhysicsFlag != "" }) {
+			t.Errorf("no goodput and no level flagged: %+v", o.Levels)
 		}
 	}
 	// The daemon was restarted with each setting: Ollama logs its configuration at start.
