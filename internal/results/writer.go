@@ -1,32 +1,18 @@
 package results
 
 import (
-	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/stackname"
 )
-
-// maxSameSecondRuns bounds the _N suffixes CreateRun tries.
-const maxSameSecondRuns = 1000
 
 // RunWriter appends rows to one run's CSV and JSONL files. It is safe for concurrent use.
 type RunWriter struct {
-	mu        sync.Mutex
-	csvFile   *os.File
-	jsonlFile *os.File
-	csv       *csv.Writer
-	csvPath   string
-	jsonlPath string
-	closed    bool
+	*Pair
 }
 
 // Record is one line of the run JSONL.
@@ -88,72 +74,14 @@ func NewRecord(row Row, sample *measure.Sample) Record {
 func CreateRun(logDir, stack string, ts time.Time) (*RunWriter, error) {
 	prefix, ok := FilePrefix(stack)
 	if !ok {
-		return nil, fmt.Errorf("results: unknown stack %q (want ollama, vLLM, llama.cpp or Triton)", stack)
+		return nil, fmt.Errorf("results: unknown stack %q (want one of %s)", stack, stackname.List())
 	}
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return nil, fmt.Errorf("results: create log dir: %w", err)
-	}
-	stem := prefix + "_bench_" + ts.Format(RunTSLayout)
-	for n := 1; n <= maxSameSecondRuns; n++ {
-		base := stem
-		if n > 1 {
-			base += "_" + strconv.Itoa(n)
-		}
-		w, err := createPair(filepath.Join(logDir, base))
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return w, nil
-	}
-	return nil, fmt.Errorf("results: %s: %d runs with this timestamp already exist",
-		filepath.Join(logDir, stem+".csv"), maxSameSecondRuns)
-}
-
-// createPair creates base.csv and base.jsonl exclusively; fs.ErrExist if either exists.
-func createPair(base string) (*RunWriter, error) {
-	csvPath, jsonlPath := base+".csv", base+".jsonl"
-	// Check the JSONL first so that a stray JSONL of the same name never gets its CSV removed.
-	if _, err := os.Lstat(jsonlPath); err == nil {
-		return nil, fs.ErrExist
-	}
-	cf, err := os.OpenFile(csvPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	p, err := CreatePair(logDir, prefix+"_bench_"+ts.Format(RunTSLayout), Header)
 	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("results: create run CSV: %w", err)
+		return nil, err
 	}
-	jf, err := os.OpenFile(jsonlPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		cf.Close()
-		os.Remove(csvPath)
-		if errors.Is(err, fs.ErrExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("results: create run JSONL: %w", err)
-	}
-	w := &RunWriter{csvFile: cf, jsonlFile: jf, csv: csv.NewWriter(cf), csvPath: csvPath, jsonlPath: jsonlPath}
-	if err := w.csv.Write(Header); err == nil {
-		w.csv.Flush()
-	}
-	if err := w.csv.Error(); err != nil {
-		cf.Close()
-		jf.Close()
-		os.Remove(csvPath)
-		os.Remove(jsonlPath)
-		return nil, fmt.Errorf("results: write header of %s: %w", csvPath, err)
-	}
-	return w, nil
+	return &RunWriter{p}, nil
 }
-
-// CSVPath is the path of the run CSV.
-func (w *RunWriter) CSVPath() string { return w.csvPath }
-
-// JSONLPath is the path of the run JSONL.
-func (w *RunWriter) JSONLPath() string { return w.jsonlPath }
 
 // Write appends row to the CSV (exactly NumColumns fields) and its record to the JSONL, and
 // hands both to the operating system before returning, so a crash or Ctrl-C after Write
@@ -163,49 +91,5 @@ func (w *RunWriter) Write(row Row, sample *measure.Sample) error {
 	if err != nil {
 		return fmt.Errorf("results: encode record: %w", err)
 	}
-	line = append(line, '\n')
-	fields := row.Fields()
-
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return fmt.Errorf("results: write to closed run %s", w.csvPath)
-	}
-	if err := w.csv.Write(fields); err != nil {
-		return fmt.Errorf("results: write %s: %w", w.csvPath, err)
-	}
-	w.csv.Flush()
-	if err := w.csv.Error(); err != nil {
-		return fmt.Errorf("results: write %s: %w", w.csvPath, err)
-	}
-	if _, err := w.jsonlFile.Write(line); err != nil {
-		return fmt.Errorf("results: write %s: %w", w.jsonlPath, err)
-	}
-	return nil
-}
-
-// Sync commits both files to stable storage.
-func (w *RunWriter) Sync() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	return errors.Join(w.csvFile.Sync(), w.jsonlFile.Sync())
-}
-
-// Close syncs and closes both files. Calling it again is a no-op.
-func (w *RunWriter) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	w.closed = true
-	w.csv.Flush()
-	return errors.Join(
-		w.csv.Error(),
-		w.csvFile.Sync(), w.csvFile.Close(),
-		w.jsonlFile.Sync(), w.jsonlFile.Close(),
-	)
+	return w.Append(row.Fields(), append(line, '\n'))
 }

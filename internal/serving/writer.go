@@ -3,14 +3,10 @@ package serving
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/measure"
@@ -155,13 +151,7 @@ type GoodputRecord struct {
 // Writer writes one serving run: serving_<prefix>_<TS>.csv and .jsonl beside it. It is safe
 // for concurrent use; every write reaches the operating system before it returns.
 type Writer struct {
-	mu        sync.Mutex
-	csvFile   *os.File
-	jsonlFile *os.File
-	csv       *csv.Writer
-	csvPath   string
-	jsonlPath string
-	closed    bool
+	*results.Pair
 }
 
 // Create creates <logDir>/serving_<prefix>_<TS>.csv (header written) and .jsonl; a run of the
@@ -171,52 +161,12 @@ func Create(logDir, stack string, ts time.Time) (*Writer, error) {
 	if !ok {
 		return nil, fmt.Errorf("serving: unknown stack %q", stack)
 	}
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return nil, fmt.Errorf("serving: create log dir: %w", err)
-	}
-	stem := filepath.Join(logDir, "serving_"+prefix+"_"+ts.Format(results.RunTSLayout))
-	for n := 1; n <= 1000; n++ {
-		base := stem
-		if n > 1 {
-			base += "_" + strconv.Itoa(n)
-		}
-		w, err := create(base)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return w, err
-	}
-	return nil, fmt.Errorf("serving: %s.csv: too many runs with this timestamp", stem)
-}
-
-func create(base string) (*Writer, error) {
-	csvPath, jsonlPath := base+".csv", base+".jsonl"
-	if _, err := os.Lstat(jsonlPath); err == nil {
-		return nil, fs.ErrExist
-	}
-	cf, err := os.OpenFile(csvPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	p, err := results.CreatePair(logDir, "serving_"+prefix+"_"+ts.Format(results.RunTSLayout), Header)
 	if err != nil {
 		return nil, err
 	}
-	jf, err := os.OpenFile(jsonlPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		cf.Close()
-		os.Remove(csvPath)
-		return nil, err
-	}
-	w := &Writer{csvFile: cf, jsonlFile: jf, csv: csv.NewWriter(cf), csvPath: csvPath, jsonlPath: jsonlPath}
-	w.csv.Write(Header)
-	w.csv.Flush()
-	if err := w.csv.Error(); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("serving: write header of %s: %w", csvPath, err)
-	}
-	return w, nil
+	return &Writer{p}, nil
 }
-
-// CSVPath and JSONLPath are the run's files.
-func (w *Writer) CSVPath() string   { return w.csvPath }
-func (w *Writer) JSONLPath() string { return w.jsonlPath }
 
 // Request is one request's record for WriteLevel.
 type Request struct {
@@ -250,20 +200,7 @@ func (w *Writer) WriteLevel(l *Level, reqs []Request, ended time.Time) error {
 		return fmt.Errorf("serving: encode level record: %w", err)
 	}
 	buf = append(append(buf, b...), '\n')
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return fmt.Errorf("serving: write to closed run %s", w.csvPath)
-	}
-	if _, err := w.jsonlFile.Write(buf); err != nil {
-		return fmt.Errorf("serving: write %s: %w", w.jsonlPath, err)
-	}
-	w.csv.Write(l.Fields(ended))
-	w.csv.Flush()
-	if err := w.csv.Error(); err != nil {
-		return fmt.Errorf("serving: write %s: %w", w.csvPath, err)
-	}
-	return nil
+	return w.Append(l.Fields(ended), buf)
 }
 
 // WriteGoodput appends a configuration's goodput record to the JSONL.
@@ -282,25 +219,7 @@ func (w *Writer) WriteGoodput(levels []Level) error {
 	if err != nil {
 		return err
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return fmt.Errorf("serving: write to closed run %s", w.csvPath)
-	}
-	_, err = w.jsonlFile.Write(append(b, '\n'))
-	return err
-}
-
-// Close syncs and closes both files; again is a no-op.
-func (w *Writer) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	w.closed = true
-	w.csv.Flush()
-	return errors.Join(w.csv.Error(), w.csvFile.Sync(), w.jsonlFile.Sync(), w.csvFile.Close(), w.jsonlFile.Close())
+	return w.Append(nil, append(b, '\n'))
 }
 
 // ReadCSV reads a serving CSV's rows by column name (for tests and reports).
