@@ -11,6 +11,7 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,8 +77,12 @@ func (c Config) Key() string {
 // Level is what one concurrency level of one configuration measured.
 type Level struct {
 	Config
-	Concurrency int       `json:"concurrency"`
-	Start       time.Time `json:"start"`
+	// Concurrency is the requests in flight of a closed loop; for an open loop (Open set) the
+	// cap on them, SERVING_MAX_CONCURRENCY (0: none).
+	Concurrency int `json:"concurrency"`
+	// Open is the open loop's arrivals; nil for a closed loop.
+	Open  *OpenLoop `json:"open_loop,omitempty"`
+	Start time.Time `json:"start"`
 	// Requests is the count the level was asked for (0: as many as its duration allows).
 	Requests int `json:"requests"`
 	// Sent, Completed, Failed and Canceled count the measured requests (warm-ups not
@@ -138,6 +143,51 @@ type Level struct {
 	Error string `json:"error,omitempty"`
 	// Notes: what else the level or its configuration's preparation said.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// OpenLoop is how an open-loop level's requests arrived: at Rate a second on average, the
+// gaps gamma-distributed with shape Burstiness (1: Poisson) drawn from Seed (Arrivals), at most
+// MaxConcurrency in flight (0: no cap).
+type OpenLoop struct {
+	Rate           Rate    `json:"rate"`
+	Burstiness     float64 `json:"burstiness"`
+	Seed           uint64  `json:"seed"`
+	MaxConcurrency int     `json:"max_concurrency"`
+	// Capped counts the requests that arrived while MaxConcurrency were in flight: each waited
+	// for one to end before it was sent (as vLLM's --max-concurrency does), and its clock
+	// started when it was sent, so its TTFT does not include that wait.
+	Capped int `json:"capped"`
+	// MaxInFlight is the most measured requests that were in flight at once.
+	MaxInFlight int `json:"max_in_flight"`
+}
+
+// Rate is an offered request rate: requests per second, +Inf for every request at once. JSON
+// has no infinity, so it is written "inf" there (a number otherwise).
+type Rate float64
+
+func (r Rate) MarshalJSON() ([]byte, error) {
+	if math.IsInf(float64(r), 1) {
+		return []byte(`"inf"`), nil
+	}
+	return strconv.AppendFloat(nil, finite(float64(r)), 'f', -1, 64), nil
+}
+
+func (r *Rate) UnmarshalJSON(b []byte) error {
+	v, ok := ParseRate(strings.Trim(string(b), `"`))
+	if !ok {
+		return fmt.Errorf("serving: rate %s: want a number > 0 or \"inf\"", b)
+	}
+	*r = Rate(v)
+	return nil
+}
+
+// goodputKey orders the levels of one configuration for Goodput: the offered rate of an open
+// loop, the concurrency of a closed one.
+func (l *Level) goodputKey() float64 {
+	if l.Open != nil {
+		return float64(l.Open.Rate)
+	}
+	return float64(l.Concurrency)
 }
 
 var httpStatus = regexp.MustCompile(`HTTP (\d{3})\b|answered HTTP (\d{3})\b|status (\d{3})\b`)
@@ -306,13 +356,13 @@ func (l *Level) CheckPhysics(singleTPS float64) {
 	l.PhysicsFlag = strings.Join(flags, "; ")
 }
 
-// Goodput is the level of highest concurrency that met the SLO and is not flagged by
-// CheckPhysics; nil when none did.
+// Goodput is the level of highest concurrency (of an open loop: highest offered rate) that
+// met the SLO and is not flagged by CheckPhysics; nil when none did.
 func Goodput(levels []Level) *Level {
 	var best *Level
 	for i := range levels {
 		l := &levels[i]
-		if l.SLOMet && l.PhysicsFlag == "" && (best == nil || l.Concurrency > best.Concurrency) {
+		if l.SLOMet && l.PhysicsFlag == "" && (best == nil || l.goodputKey() > best.goodputKey()) {
 			best = l
 		}
 	}

@@ -26,7 +26,7 @@ const Schema = `serving_<stack>_<TS>.csv — one row per configuration and concu
  7 label                  configuration label (base-as-is: the server's defaults besides parallel)
  8 parallel               the server's concurrency setting (OLLAMA_NUM_PARALLEL, llama-server --parallel, vLLM --max-num-seqs); default: the server's own
  9 server_settings        every server-level setting, name=value, space-separated, sorted
-10 concurrency            requests in flight (closed loop: each finished request is replaced at once)
+10 concurrency            requests in flight (closed loop: each finished request is replaced at once); open loop (offered_rate set): the cap on them, SERVING_MAX_CONCURRENCY (0: none)
 11 requests               requests the level was asked for (0: as many as SERVING_DURATION_SECS allowed)
 12 sent                   measured requests sent (warm-ups not counted) = completed + failed + canceled
 13 completed              requests that returned every output token asked for
@@ -57,6 +57,12 @@ const Schema = `serving_<stack>_<TS>.csv — one row per configuration and concu
 50 joules_per_token       the level's energy (one telemetry window over its measured requests) ÷ the completed requests' output tokens; n/a when not measured (no NVIDIA GPU, no RAPL, TELEMETRY=0)
 51 energy_source          where the energy comes from: power-integral (nvidia-smi power samples), nvml-energy (NVML's counter), rapl; n/a
 52 power_mean_w           mean power over the level's window; n/a
+53 offered_rate           open loop (REQUEST_RATE_SET): requests offered per second, inf = every request at once; empty: closed loop
+54 burstiness             open loop: gamma shape of the gaps between arrivals (SERVING_BURSTINESS; 1 = Poisson); empty: closed loop
+55 seed                   open loop: the seed the gaps were drawn from (SERVING_SEED); empty: closed loop
+56 capped                 open loop: requests that arrived with the cap in flight and waited for a request to end before they were sent (their clock starts when sent); empty: closed loop
+57 max_in_flight          open loop: the most measured requests in flight at once; empty: closed loop
+Files written before columns 53-57 existed have 52 columns; ReadCSV reads them with those empty.
 `
 
 // Header is the CSV header (Schema's column names, in order).
@@ -71,7 +77,12 @@ var Header = []string{
 	"e2e_ms_p50", "e2e_ms_p90", "e2e_ms_p99", "e2e_n",
 	"quantile", "slo_ttft_ms", "slo_itl_ms", "slo_met", "physics_limit_tps", "physics_flag", "interrupted", "error",
 	"joules_per_token", "energy_source", "power_mean_w",
+	"offered_rate", "burstiness", "seed", "capped", "max_in_flight",
 }
+
+// headerV1 is how many columns serving CSVs had before the open-loop columns: ReadCSV still
+// reads those files.
+const headerV1 = 52
 
 func f2(v float64) string { return strconv.FormatFloat(finite(v), 'f', 2, 64) }
 func f3(v float64) string { return strconv.FormatFloat(finite(v), 'f', 3, 64) }
@@ -108,8 +119,13 @@ func (l *Level) Fields(ended time.Time) []string {
 			pw = f2(*t.PowerMeanW)
 		}
 	}
-	return append(row, QuantileDefinition, f3(ms(l.SLO.TTFT)), f3(ms(l.SLO.ITL)), b01(l.SLOMet),
+	row = append(row, QuantileDefinition, f3(ms(l.SLO.TTFT)), f3(ms(l.SLO.ITL)), b01(l.SLOMet),
 		f2(l.PhysicsLimitTPS), l.PhysicsFlag, b01(l.Interrupted), l.Error, jt, src, pw)
+	if o := l.Open; o != nil {
+		return append(row, FormatRate(float64(o.Rate)), strconv.FormatFloat(o.Burstiness, 'f', -1, 64),
+			strconv.FormatUint(o.Seed, 10), strconv.Itoa(o.Capped), strconv.Itoa(o.MaxInFlight))
+	}
+	return append(row, "", "", "", "", "")
 }
 
 // RequestRecord is one JSONL line per request, warm-ups included ("type": "request").
@@ -138,9 +154,11 @@ type LevelRecord struct {
 // GoodputRecord is the JSONL line closing a configuration ("type": "goodput"): the highest
 // concurrency that met the SLO (0: none did).
 type GoodputRecord struct {
-	Type        string  `json:"type"`
-	Config      string  `json:"config"`
-	Concurrency int     `json:"goodput_concurrency"`
+	Type        string `json:"type"`
+	Config      string `json:"config"`
+	Concurrency int    `json:"goodput_concurrency"`
+	// OfferedRate is the goodput of an open loop: the highest offered rate that met the SLO.
+	OfferedRate Rate    `json:"goodput_offered_rate,omitempty"`
 	RequestRate float64 `json:"goodput_request_rate,omitempty"`
 	OutputTPS   float64 `json:"goodput_output_tps,omitempty"`
 	SLOTTFTms   float64 `json:"slo_ttft_ms"`
@@ -214,6 +232,9 @@ func (w *Writer) WriteGoodput(levels []Level) error {
 	}
 	if g := Goodput(levels); g != nil {
 		rec.Concurrency, rec.RequestRate, rec.OutputTPS = g.Concurrency, g.RequestRate, g.OutputTPS
+		if g.Open != nil {
+			rec.OfferedRate = g.Open.Rate
+		}
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -222,7 +243,8 @@ func (w *Writer) WriteGoodput(levels []Level) error {
 	return w.Append(nil, append(b, '\n'))
 }
 
-// ReadCSV reads a serving CSV's rows by column name (for tests and reports).
+// ReadCSV reads a serving CSV's rows by column name (for tests and reports): every column of
+// Header is a key; those a file of an earlier schema lacks (52 columns) are "".
 func ReadCSV(path string) ([]map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -233,14 +255,22 @@ func ReadCSV(path string) ([]map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(recs) == 0 || strings.Join(recs[0], ",") != strings.Join(Header, ",") {
+	n := 0
+	if len(recs) > 0 {
+		n = len(recs[0])
+	}
+	if (n != len(Header) && n != headerV1) || strings.Join(recs[0], ",") != strings.Join(Header[:n], ",") {
 		return nil, fmt.Errorf("serving: %s: not a serving CSV", path)
 	}
 	var out []map[string]string
 	for _, r := range recs[1:] {
 		m := make(map[string]string, len(Header))
 		for i, h := range Header {
-			m[h] = r[i]
+			if i < len(r) {
+				m[h] = r[i]
+			} else {
+				m[h] = ""
+			}
 		}
 		out = append(out, m)
 	}
