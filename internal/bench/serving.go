@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,8 +48,8 @@ func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root
 	}
 	defer env.close()
 	logDir, now, rc, sel, hub := env.logDir, env.now, env.rc, env.sel, env.hub
-	fmt.Fprintf(log, "== %s serving: concurrency %v, %s per level, SLO p99 TTFT ≤ %s, p99 ITL ≤ %s ==\n",
-		stackName, opt.Concurrency, levelSize(opt), opt.SLO.TTFT, opt.SLO.ITL)
+	fmt.Fprintf(log, "== %s serving: %s, %s per level, SLO p99 TTFT ≤ %s, p99 ITL ≤ %s ==\n",
+		stackName, levelsText(opt), levelSize(opt), opt.SLO.TTFT, opt.SLO.ITL)
 	driver, _, err := reg.New(ctx, cfg, rc, policy)
 	if err != nil {
 		return "", err
@@ -75,6 +76,23 @@ func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root
 	return w.CSVPath(), runErr
 }
 
+// levelsText names the levels: the closed loop's concurrencies, or the open loop's rates,
+// arrivals, seed and cap.
+func levelsText(opt engine.Serving) string {
+	if len(opt.Rates) == 0 {
+		return fmt.Sprintf("concurrency %v", opt.Concurrency)
+	}
+	rs := make([]string, len(opt.Rates))
+	for i, r := range opt.Rates {
+		rs[i] = serving.FormatRate(r)
+	}
+	capText := "no cap"
+	if opt.MaxConcurrency > 0 {
+		capText = fmt.Sprintf("at most %d in flight", opt.MaxConcurrency)
+	}
+	return fmt.Sprintf("open loop at %s requests/s (gamma gaps, burstiness %g, seed %d), %s", strings.Join(rs, " "), opt.Burstiness, opt.Seed, capText)
+}
+
 func levelSize(opt engine.Serving) string {
 	switch {
 	case opt.Requests > 0 && opt.Duration > 0:
@@ -83,6 +101,8 @@ func levelSize(opt engine.Serving) string {
 		return fmt.Sprintf("%d requests", opt.Requests)
 	case opt.Duration > 0:
 		return opt.Duration.String()
+	case len(opt.Rates) > 0:
+		return "10 s of arrivals (32 to 1000 requests; inf: 8 per slot of the cap, at least 32)"
 	}
 	return "8 requests per stream (at least 32)"
 }
@@ -121,6 +141,24 @@ func ServingOptions(cfg *knobs.Config) (engine.Serving, error) {
 		errs = append(errs, err)
 		return vs
 	}
+	rates := func(name string) []float64 {
+		words, err := cfg.List(name)
+		var out []float64
+		for _, w := range words {
+			r, ok := serving.ParseRate(w)
+			if err == nil && (!ok || r == 0) {
+				err = fmt.Errorf("%s=%q (from %s): want request rates > 0 (requests/s) or inf", name, cfg.Get(name), cfg.Source(name))
+			}
+			out = append(out, r)
+		}
+		errs = append(errs, err)
+		return out
+	}
+	burst, err := cfg.Float("SERVING_BURSTINESS")
+	if err == nil && burst <= 0 {
+		err = fmt.Errorf("SERVING_BURSTINESS=%q (from %s): want a gamma shape > 0 (1: Poisson)", cfg.Get("SERVING_BURSTINESS"), cfg.Source("SERVING_BURSTINESS"))
+	}
+	errs = append(errs, err)
 	opt := engine.Serving{
 		Concurrency:     positive("CONCURRENCY_SET"),
 		Requests:        num("REQUESTS_PER_LEVEL"),
@@ -131,13 +169,17 @@ func ServingOptions(cfg *knobs.Config) (engine.Serving, error) {
 		OutputTokens:    num("SERVING_OUTPUT_TOKENS"),
 		Parallel:        positive("SERVING_PARALLEL_SET"),
 		SLO:             serving.SLO{TTFT: msecs("SLO_TTFT_MS"), ITL: msecs("SLO_ITL_MS")},
+		Rates:           rates("REQUEST_RATE_SET"),
+		Burstiness:      burst,
+		Seed:            uint64(num("SERVING_SEED")),
+		MaxConcurrency:  num("SERVING_MAX_CONCURRENCY"),
 	}
 	for _, err := range errs {
 		if err != nil {
 			return opt, knobs.Invalid(err)
 		}
 	}
-	if len(opt.Concurrency) == 0 {
+	if len(opt.Concurrency) == 0 && len(opt.Rates) == 0 {
 		return opt, knobs.Invalid(fmt.Errorf("CONCURRENCY_SET (from %s) is empty: want concurrency levels such as \"1 2 4 8\"", cfg.Source("CONCURRENCY_SET")))
 	}
 	return opt, nil
@@ -166,9 +208,17 @@ func printServing(out io.Writer, outcomes []engine.ServingOutcome) {
 			if l.PhysicsFlag != "" {
 				slo = "measurement error"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t\n", o.Target.Alias, o.Endpoint.Addr, o.Endpoint.GPULabel(),
-				l.Parallel, l.Concurrency, l.Completed, l.Sent, l.RequestRate, l.OutputTPS, l.TTFT.P99, l.ITL.P99, slo)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t\n", o.Target.Alias, o.Endpoint.Addr, o.Endpoint.GPULabel(),
+				l.Parallel, levelCell(l), l.Completed, l.Sent, l.RequestRate, l.OutputTPS, l.TTFT.P99, l.ITL.P99, slo)
 		}
 	}
 	tw.Flush()
+}
+
+// levelCell is a closed loop's concurrency, or the open loop's level name.
+func levelCell(l serving.Level) string {
+	if l.Open == nil {
+		return fmt.Sprint(l.Concurrency)
+	}
+	return l.Name()
 }

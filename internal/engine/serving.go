@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -44,8 +45,48 @@ type Serving struct {
 	// (SERVING_PARALLEL_SET; empty: the server's default), for drivers that are a
 	// stack.ServingPlanner.
 	Parallel []int
-	SLO      serving.SLO
-	Writer   *serving.Writer
+	// Rates makes the levels an open loop (REQUEST_RATE_SET): one level per offered rate in
+	// requests per second (+Inf: every request at once), arrivals drawn by serving.Arrivals
+	// with Burstiness (SERVING_BURSTINESS; 0: 1, Poisson) and Seed (SERVING_SEED), at most
+	// MaxConcurrency in flight (SERVING_MAX_CONCURRENCY; 0: no cap). Concurrency is then not
+	// used. Empty: closed-loop levels.
+	Rates          []float64
+	Burstiness     float64
+	Seed           uint64
+	MaxConcurrency int
+	SLO            serving.SLO
+	Writer         *serving.Writer
+}
+
+// level is one level to measure: a closed loop of conc streams, or (rate > 0) an open loop
+// at rate with at most conc in flight.
+type level struct {
+	conc int
+	rate float64
+}
+
+func (opt Serving) levels() []level {
+	var out []level
+	if len(opt.Rates) > 0 {
+		for _, r := range opt.Rates {
+			out = append(out, level{conc: opt.MaxConcurrency, rate: r})
+		}
+		return out
+	}
+	for _, c := range opt.Concurrency {
+		out = append(out, level{conc: c})
+	}
+	return out
+}
+
+// DefaultOpenRequests is an open-loop level's measured requests when neither
+// REQUESTS_PER_LEVEL nor a duration says: ten seconds of arrivals, at least 32 and at most 1000
+// (vLLM's default prompt count); every request at once: DefaultRequests of the cap.
+func DefaultOpenRequests(rate float64, maxConcurrency int) int {
+	if math.IsInf(rate, 1) {
+		return DefaultRequests(maxConcurrency)
+	}
+	return min(1000, max(32, int(math.Ceil(10*rate))))
 }
 
 // DefaultRequests is a level's measured requests when neither REQUESTS_PER_LEVEL nor a
@@ -67,7 +108,7 @@ type ServingOutcome struct {
 // measured and ctx's error when interrupted (the level in progress is written with what
 // completed), or the first error writing the results.
 func (e *Engine) Serve(ctx context.Context, opt Serving) ([]ServingOutcome, error) {
-	if len(opt.Concurrency) == 0 {
+	if len(opt.Concurrency) == 0 && len(opt.Rates) == 0 {
 		return nil, errors.New("serving: no concurrency level")
 	}
 	targets, err := e.Driver.Targets(ctx)
@@ -151,8 +192,9 @@ func (e *Engine) serveConfig(ctx context.Context, ep stack.Endpoint, t stack.Tar
 		}
 		o.Err = prepErr
 		outcome, msg := measure.Classify(prepErr)
-		for _, conc := range opt.Concurrency {
-			l := serving.Summarize(cfg, conc, opt.requests(conc), nil, opt.SLO, false)
+		for _, lv := range opt.levels() {
+			l := serving.Summarize(cfg, lv.conc, opt.requests(lv), nil, opt.SLO, false)
+			l.Open = opt.openLoop(lv)
 			l.Error, l.Notes = outcome+": "+msg, notes
 			if err := opt.Writer.WriteLevel(&l, nil, e.now()); err != nil {
 				return o, err
@@ -163,12 +205,14 @@ func (e *Engine) serveConfig(ctx context.Context, ep stack.Endpoint, t stack.Tar
 		return o, nil
 	}
 	var single float64 // the concurrency-1 level's stream decode rate
-	for _, conc := range opt.Concurrency {
+	for _, lv := range opt.levels() {
 		if ctx.Err() != nil {
 			break
 		}
-		l, reqs := e.serveLevel(ctx, ep, t, c, prep, cfg, opt, conc, p, maxTokens)
-		if conc == 1 && l.StreamDecodeTPS > 0 && !l.Interrupted {
+		l, reqs := e.serveLevel(ctx, ep, t, c, prep, cfg, opt, lv, p, maxTokens)
+		// An open loop has no single-stream level: its aggregate is checked against the
+		// roofline only.
+		if lv.rate == 0 && lv.conc == 1 && l.StreamDecodeTPS > 0 && !l.Interrupted {
 			single = l.StreamDecodeTPS
 		}
 		l.CheckPhysics(single)
@@ -198,18 +242,35 @@ func (e *Engine) serveConfig(ctx context.Context, ep stack.Endpoint, t stack.Tar
 	return o, nil
 }
 
-func (opt Serving) requests(conc int) int {
+func (opt Serving) requests(lv level) int {
 	if opt.Requests > 0 || opt.Duration > 0 {
 		return opt.Requests
 	}
-	return DefaultRequests(conc)
+	if lv.rate > 0 {
+		return DefaultOpenRequests(lv.rate, lv.conc)
+	}
+	return DefaultRequests(lv.conc)
 }
 
-// serveLevel runs one level: the warm-up (unrecorded, C in flight), then the measured
-// requests, C in flight, until the level's count or deadline; then it closes the driver's
-// idle connections. Every goroutine it starts has returned when it returns.
+// openLoop is the level's OpenLoop before it is run (nil: closed loop).
+func (opt Serving) openLoop(lv level) *serving.OpenLoop {
+	if lv.rate == 0 {
+		return nil
+	}
+	b := opt.Burstiness
+	if b <= 0 {
+		b = 1
+	}
+	return &serving.OpenLoop{Rate: serving.Rate(lv.rate), Burstiness: b, Seed: opt.Seed, MaxConcurrency: lv.conc}
+}
+
+// serveLevel runs one level: the warm-up (unrecorded, C in flight; an open loop's warm-up is
+// a closed loop at its cap, at least 1), then the measured requests, C in flight or arriving
+// at the level's rate, until the level's count or deadline; then it closes the driver's idle
+// connections. Every goroutine it starts has returned when it returns.
 func (e *Engine) serveLevel(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate, prep stack.Prepared,
-	cfg serving.Config, opt Serving, conc int, p prompter, maxTokens int) (serving.Level, []serving.Request) {
+	cfg serving.Config, opt Serving, lv level, p prompter, maxTokens int) (serving.Level, []serving.Request) {
+	conc := lv.conc
 	defer func() {
 		if ic, ok := e.Driver.(stack.IdleCloser); ok {
 			ic.CloseIdleConnections()
@@ -217,19 +278,25 @@ func (e *Engine) serveLevel(ctx context.Context, ep stack.Endpoint, t stack.Targ
 	}()
 	var reqs []serving.Request
 	if opt.WarmupPerStream > 0 {
-		warm := e.closedLoop(ctx, ep, t, c, prep, opt, conc, conc*opt.WarmupPerStream, 0, p, maxTokens)
+		wc := max(conc, 1)
+		warm := e.closedLoop(ctx, ep, t, c, prep, opt, wc, wc*opt.WarmupPerStream, 0, p, maxTokens)
 		for i, r := range warm {
 			reqs = append(reqs, serving.Request{Sample: r.s, Warmup: true, Index: i})
 		}
 	}
-	n := opt.requests(conc)
+	n := opt.requests(lv)
+	open := opt.openLoop(lv)
 	var measured []sent
 	var tel *measure.Telemetry
 	if ctx.Err() == nil {
 		// One telemetry window over the whole measured level: its requests overlap, so the
 		// level's energy over all their tokens is the energy per token.
 		stop := e.StartTelemetry(ep)
-		measured = e.closedLoop(ctx, ep, t, c, prep, opt, conc, n, opt.Duration, p, maxTokens)
+		if open != nil {
+			measured = e.openLoopRun(ctx, ep, t, c, prep, opt, open, n, p, maxTokens)
+		} else {
+			measured = e.closedLoop(ctx, ep, t, c, prep, opt, conc, n, opt.Duration, p, maxTokens)
+		}
 		tel = stop()
 	}
 	samples := make([]*measure.Sample, len(measured))
@@ -239,6 +306,7 @@ func (e *Engine) serveLevel(ctx context.Context, ep stack.Endpoint, t stack.Targ
 	}
 	interrupted := ctx.Err() != nil
 	l := serving.Summarize(cfg, conc, n, samples, opt.SLO, interrupted)
+	l.Open = open
 	l.SetTelemetry(tel)
 	// Per-request debug records are written after the level, outside its measured time.
 	if d, ok := e.Driver.(stack.Debugger); ok {
@@ -297,6 +365,85 @@ func (e *Engine) closedLoop(ctx context.Context, ep stack.Endpoint, t stack.Targ
 		sorted[i] = out[j]
 	}
 	return sorted
+}
+
+// openLoopRun sends requests as they arrive: the first at once, each next one a gap of
+// o's Arrivals after the previous arrival (arrival times are absolute, so a late wake-up
+// does not shift the schedule), until n requests have arrived (n ≤ 0: no count), the level's
+// duration has passed or ctx is done. An arrival that finds o.MaxConcurrency requests in
+// flight is counted in o.Capped and waits for one to end; the arrivals after it keep their
+// times and are sent at once when they are due by then. The gaps are waited on a timer of the
+// time package, virtual inside a testing/synctest bubble. The results are in arrival order;
+// o.MaxInFlight is set.
+func (e *Engine) openLoopRun(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate, prep stack.Prepared,
+	opt Serving, o *serving.OpenLoop, n int, p prompter, maxTokens int) []sent {
+	arr := serving.NewArrivals(float64(o.Rate), o.Burstiness, o.Seed)
+	var sem chan struct{}
+	if o.MaxConcurrency > 0 {
+		sem = make(chan struct{}, o.MaxConcurrency)
+	}
+	start := e.now()
+	var deadline time.Time
+	if opt.Duration > 0 {
+		deadline = start.Add(opt.Duration)
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var mu sync.Mutex
+	var out []sent
+	var inFlight int
+	var wg sync.WaitGroup
+	due := start
+arrive:
+	for i := 0; n <= 0 || i < n; i++ {
+		if i > 0 {
+			due = due.Add(arr.Next())
+		}
+		if !deadline.IsZero() && !due.Before(deadline) {
+			break
+		}
+		if wait := due.Sub(e.now()); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				break arrive
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if sem != nil {
+			select {
+			case sem <- struct{}{}:
+			default:
+				o.Capped++
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					break arrive
+				}
+			}
+		}
+		mu.Lock()
+		out = append(out, sent{})
+		inFlight++
+		o.MaxInFlight = max(o.MaxInFlight, inFlight)
+		mu.Unlock()
+		wg.Go(func() {
+			r := e.serveRequest(ctx, ep, t, c, prep, opt.RequestTimeout, p, maxTokens)
+			mu.Lock()
+			out[i] = r
+			inFlight--
+			mu.Unlock()
+			if sem != nil {
+				<-sem
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // serveRequest sends one request with a prompt no other request has had, timed by the

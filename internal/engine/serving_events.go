@@ -95,6 +95,9 @@ func servingJSON(ev Event) map[string]any {
 		line["slo_ttft_ms"], line["slo_itl_ms"] = ev.SLO.TTFT.Seconds()*1000, ev.SLO.ITL.Seconds()*1000
 		if g := ev.Goodput; g != nil {
 			line["goodput_concurrency"], line["goodput_request_rate"], line["goodput_output_tps"] = g.Concurrency, g.RequestRate, g.OutputTPS
+			if g.Open != nil {
+				line["goodput_offered_rate"] = g.Open.Rate
+			}
 		} else {
 			line["goodput_concurrency"] = 0
 		}
@@ -121,8 +124,12 @@ func writeServing(w io.Writer, ev Event) {
 	case ServingGoodput:
 		slo := fmt.Sprintf("p99 TTFT ≤ %s and p99 ITL ≤ %s", ev.SLO.TTFT, ev.SLO.ITL)
 		if g := ev.Goodput; g != nil {
-			fmt.Fprintf(w, "✔  Goodput (%s, parallel=%s): concurrency %d — %.2f req/s, %.2f tok/s — under %s\n",
-				ev.Candidate.ModelTag, ev.Candidate.ParallelValue(), g.Concurrency, g.RequestRate, g.OutputTPS, slo)
+			at := fmt.Sprintf("concurrency %d", g.Concurrency)
+			if g.Open != nil {
+				at = "offered " + g.Name()
+			}
+			fmt.Fprintf(w, "✔  Goodput (%s, parallel=%s): %s — %.2f req/s, %.2f tok/s — under %s\n",
+				ev.Candidate.ModelTag, ev.Candidate.ParallelValue(), at, g.RequestRate, g.OutputTPS, slo)
 		} else {
 			fmt.Fprintf(w, "!  Goodput (%s, parallel=%s): no level met %s with every request completed\n", ev.Candidate.ModelTag, ev.Candidate.ParallelValue(), slo)
 		}
@@ -133,7 +140,7 @@ func writeServing(w io.Writer, ev Event) {
 
 func writeLevel(w io.Writer, ep stack.Endpoint, l serving.Level) {
 	if l.Error != "" {
-		fmt.Fprintf(w, "✖ [%s] c=%-3d not served: %s\n", ep.Suffix, l.Concurrency, l.Error)
+		fmt.Fprintf(w, "✖ [%s] %-5s not served: %s\n", ep.Suffix, l.Name(), l.Error)
 		return
 	}
 	mark := "✔"
@@ -151,20 +158,23 @@ func writeLevel(w io.Writer, ep stack.Endpoint, l serving.Level) {
 	if l.SLOMet {
 		slo = "SLO ✔"
 	}
-	fmt.Fprintf(w, "%s [%s] c=%-3d %s — %.2f req/s, %.2f tok/s (stream %.2f tok/s); ttft %s, itl %s, tpot %s, e2e %s ms p50/p90/p99; %s\n",
-		mark, ep.Suffix, l.Concurrency, done, l.RequestRate, l.OutputTPS, l.StreamDecodeTPS,
+	if o := l.Open; o != nil {
+		done += fmt.Sprintf(", %d waited for the cap, at most %d in flight", o.Capped, o.MaxInFlight)
+	}
+	fmt.Fprintf(w, "%s [%s] %-5s %s — %.2f req/s, %.2f tok/s (stream %.2f tok/s); ttft %s, itl %s, tpot %s, e2e %s ms p50/p90/p99; %s\n",
+		mark, ep.Suffix, l.Name(), done, l.RequestRate, l.OutputTPS, l.StreamDecodeTPS,
 		dist(l.TTFT), dist(l.ITL), dist(l.TPOT), dist(l.E2E), slo)
 	if l.InputTokens > 0 && l.InputTokensMean > 0 {
 		fmt.Fprintf(w, "   input tokens as the server counted them: mean %.1f (%d–%d) for %d asked\n", l.InputTokensMean, l.InputTokensMin, l.InputTokensMax, l.InputTokens)
 	}
 	if l.PhysicsFlag != "" {
-		fmt.Fprintf(w, "! [%s] c=%d %s\n", ep.Suffix, l.Concurrency, l.PhysicsFlag)
+		fmt.Fprintf(w, "! [%s] %s %s\n", ep.Suffix, l.Name(), l.PhysicsFlag)
 	}
 	for _, reason := range slices.Sorted(maps.Keys(l.FailureExamples)) {
 		fmt.Fprintf(w, "   %s: %s\n", reason, l.FailureExamples[reason])
 	}
 	if l.Interrupted {
-		fmt.Fprintf(w, "!  c=%d interrupted: the row holds the %d requests that completed\n", l.Concurrency, l.Completed)
+		fmt.Fprintf(w, "!  %s interrupted: the row holds the %d requests that completed\n", l.Name(), l.Completed)
 	}
 }
 

@@ -87,6 +87,14 @@ var registry = []Knob{
 		Doc: "fuze serving: latency objective: a level meets it when every request completed, p99 TTFT ≤ this and p99 ITL ≤ SLO_ITL_MS; goodput is the highest concurrency that meets it"},
 	{Name: "SLO_ITL_MS", Default: "100", Kind: KindFloat, Stacks: on(StackAll),
 		Doc: "fuze serving: p99 inter-token latency objective in ms (see SLO_TTFT_MS)"},
+	{Name: "REQUEST_RATE_SET", Default: "", Kind: KindList, Stacks: on(StackAll),
+		Doc: "fuze serving: open loop (as vllm bench serve --request-rate): one level per offered rate in requests/s, arrivals independent of completions; inf: every request at once; empty: closed-loop levels (CONCURRENCY_SET, then not used)"},
+	{Name: "SERVING_BURSTINESS", Default: "1", Kind: KindFloat, Stacks: on(StackAll),
+		Doc: "fuze serving, open loop: gamma shape of the gaps between arrivals (mean 1/rate): 1 Poisson, below 1 burstier, above 1 more regular"},
+	{Name: "SERVING_SEED", Default: "0", Kind: KindInt, Stacks: on(StackAll),
+		Doc: "fuze serving, open loop: seed of the arrival gaps (recorded in every row): the same seed offers the same schedule"},
+	{Name: "SERVING_MAX_CONCURRENCY", Default: "0", Kind: KindInt, Stacks: on(StackAll),
+		Doc: "fuze serving, open loop: at most this many requests in flight (vllm --max-concurrency); an arrival that finds them waits for one to end and is counted in the row's capped column; 0: no cap"},
 
 	// ---- orchestrator ----
 	{Name: "FORCE_OLLAMA_INSTALL", Default: "0", Kind: KindBool01, Stacks: on(StackBench),
