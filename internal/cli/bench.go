@@ -201,6 +201,9 @@ func runBench(ctx context.Context, s streams, f benchFlags, positional []string)
 				fmt.Fprintf(s.err, "✖ summary: %v\n", oneLine(err.Error()))
 			}
 		}
+		if err := printServingView(s, logDir, base); err != nil {
+			fmt.Fprintf(s.err, "✖ serving view: %v\n", oneLine(err.Error()))
+		}
 		fmt.Fprintln(s.out)
 		fmt.Fprintln(s.out, "Current run analysis:")
 		if err := printAnalysis(s, runCSVs, base); err != nil {

@@ -35,7 +35,10 @@ func newSummaryCommand(s streams) *cobra.Command {
 		Long: `summary reads the aggregate (CSV, default <root>/factory/LLM/refinery/benchmarks.csv) and
 prints the Top N rows by tokens/sec, the best row per (stack, model), per (stack, model, gpu)
 and per (host, model), and the global best per model; it rewrites the three best CSVs beside
-the aggregate. Model names are aliases (ALIAS_PREFIX, ALIAS_SUFFIX); x is optimized ÷ baseline.
+the aggregate. When LOG_DIR has serving CSVs (serving_*.csv), a serving view follows: per
+(model, gpu, stack), the serving configuration with the most output at its goodput (the highest
+concurrency, or offered rate, that met its SLO), with its p99 TTFT and ITL and J/token.
+Model names are aliases (ALIAS_PREFIX, ALIAS_SUFFIX); x is optimized ÷ baseline.
 STACK_RE, MODEL_RE, HOST_RE and GPU_RE filter the rows; MD_OUT also writes the text to a file.`,
 		Args:          cobra.NoArgs,
 		SilenceErrors: true,
@@ -88,6 +91,9 @@ func runSummary(s streams, f summaryFlags, topSet bool) error {
 		opts.Source = path
 	}
 	rep := report.Summary(rows, opts)
+	if !f.onlyTop && !f.onlyGlobal {
+		rep.Serving = servingView(s, cfg.Get("LOG_DIR"), cfg, filters)
+	}
 	paths, bestErr := results.WriteBests(path, rows, filters)
 	if bestErr == nil {
 		rep.BestFiles = &paths
@@ -138,4 +144,28 @@ func printGlobalBest(s streams, aggPath string, cfg *knobs.Config) error {
 		OnlyGlobal: true, Prefix: cfg.Get("ALIAS_PREFIX"), Suffix: cfg.Get("ALIAS_SUFFIX"), Filters: filters,
 	})
 	return rep.WriteText(s.out)
+}
+
+// servingView is the serving view of the serving CSVs in dir (nil: none there), its
+// unreadable files said on stderr.
+func servingView(s streams, dir string, cfg *knobs.Config, filters results.Filters) *report.ServingView {
+	view, warnings, ok := report.ServingViewOfDir(dir, filters, cfg.Get("ALIAS_PREFIX"), cfg.Get("ALIAS_SUFFIX"))
+	printWarnings(s, warnings)
+	if !ok {
+		return nil
+	}
+	return &view
+}
+
+// printServingView prints the serving view of the serving CSVs in dir, as `fuze summary` does,
+// when there are any.
+func printServingView(s streams, dir string, cfg *knobs.Config) error {
+	filters, err := reportFilters(cfg)
+	if err != nil {
+		return err
+	}
+	if v := servingView(s, dir, cfg, filters); v != nil {
+		return v.WriteText(s.out)
+	}
+	return nil
 }

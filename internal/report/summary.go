@@ -61,6 +61,9 @@ type SummaryReport struct {
 	Sections []SummarySection `json:"sections"`
 	// BestFiles are the best CSVs written with the summary, when the caller sets them.
 	BestFiles *results.BestPaths `json:"best_files,omitempty"`
+	// Serving is the serving view of the serving CSVs in LOG_DIR, when the caller sets it: the
+	// aggregate has no serving rows (their figures are per level, not per run).
+	Serving *ServingView `json:"serving,omitempty"`
 }
 
 // GlobalTitle is the title of the global-best section, as the original printed it.
@@ -193,6 +196,9 @@ func (r SummaryReport) WriteText(w io.Writer) error {
 		if err := s.table().write(w); err != nil {
 			return err
 		}
+	}
+	if r.Serving != nil {
+		return r.Serving.WriteText(w)
 	}
 	return nil
 }
