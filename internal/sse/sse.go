@@ -20,13 +20,17 @@ import (
 // Event is one dispatched event.
 type Event struct {
 	Type string    // the "event:" field; "" when the event had none (the spec's "message")
-	Data string    // the "data:" lines, joined with "\n"
+	Data string    // the "data:" lines, joined with "\n" ("" when the Reader's RawData is set)
 	ID   string    // the last "id:" seen on the stream so far
 	At   time.Time // when the bytes that completed the event arrived
+	// Raw is the same bytes as Data in the Reader's own buffer: valid only until the next call
+	// of Next. A client that decodes every event reads Raw with RawData set, sparing a copy
+	// and an allocation per event on the timed path.
+	Raw []byte
 }
 
 // Done reports whether the event is the OpenAI-style end-of-stream sentinel "data: [DONE]".
-func (e Event) Done() bool { return e.Data == "[DONE]" }
+func (e Event) Done() bool { return e.Data == "[DONE]" || string(e.Raw) == "[DONE]" }
 
 // MaxLine bounds one line; a longer one is an error rather than unbounded memory.
 const MaxLine = 16 << 20
@@ -42,6 +46,8 @@ type Reader struct {
 	r io.Reader
 	// Now stamps arrivals; nil means time.Now.
 	Now func() time.Time
+	// RawData leaves Event.Data empty: the caller reads Event.Raw before its next call of Next.
+	RawData bool
 
 	store  []byte    // read buffer
 	buf    []byte    // bytes read but not consumed (a window of store)
@@ -86,7 +92,10 @@ func (r *Reader) Next() (Event, error) {
 }
 
 func (r *Reader) dispatch() Event {
-	e := Event{Type: r.typ, Data: string(r.data), ID: r.lastID, At: r.at}
+	e := Event{Type: r.typ, Raw: r.data, ID: r.lastID, At: r.at}
+	if !r.RawData {
+		e.Data = string(r.data)
+	}
 	r.data, r.hasData, r.typ = r.data[:0], false, ""
 	return e
 }

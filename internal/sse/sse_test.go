@@ -198,3 +198,27 @@ func FuzzChunking(f *testing.F) {
 		}
 	})
 }
+
+// With RawData the events carry their bytes only (Raw, the same as Data would be), and the
+// [DONE] sentinel is still seen.
+func TestRawData(t *testing.T) {
+	in := "data: {\"a\":1}\ndata: x\n\nevent: error\ndata: oops\n\ndata: [DONE]\n\n"
+	plain, raw := NewReader(strings.NewReader(in)), NewReader(iotest.OneByteReader(strings.NewReader(in)))
+	raw.RawData = true
+	for i := 0; ; i++ {
+		p, perr := plain.Next()
+		r, rerr := raw.Next()
+		if perr != rerr {
+			t.Fatalf("event %d: errors %v and %v", i, perr, rerr)
+		}
+		if perr == io.EOF {
+			break
+		}
+		if r.Data != "" || string(r.Raw) != p.Data || r.Type != p.Type || r.Done() != p.Done() {
+			t.Errorf("event %d: raw %+v, plain %+v", i, r, p)
+		}
+		if i == 2 && !r.Done() {
+			t.Error("[DONE] not seen with RawData")
+		}
+	}
+}

@@ -211,7 +211,8 @@ func readStream(endpoint string, body io.Reader, start time.Time, now func() tim
 	res := &StreamResult{Start: start}
 	rd := sse.NewReader(body)
 	rd.Now = now
-	counted := 0 // tokens attributed to chunks so far
+	rd.RawData = true // every event is decoded from its bytes: no string copy of each
+	counted := 0      // tokens attributed to chunks so far
 	for {
 		ev, err := rd.Next()
 		if err == io.EOF {
@@ -228,7 +229,7 @@ func readStream(endpoint string, body io.Reader, start time.Time, now func() tim
 			res.End = at
 			return res, nil
 		}
-		data := []byte(ev.Data)
+		data := ev.Raw
 		// One decode per chunk: only what may be an error object is parsed again as one.
 		var ch chunk
 		var uerr error
@@ -239,21 +240,21 @@ func readStream(endpoint string, body io.Reader, start time.Time, now func() tim
 		if uerr != nil || ev.Type == "error" || ch.mayBeError() {
 			if m, t, c, ok := parseError(data); ok || ev.Type == "error" {
 				if !ok {
-					m = clip(ev.Data, 300)
+					m = clip(string(data), 300)
 				}
 				return res, &APIError{Endpoint: endpoint, Message: m, Type: t, Code: c}
 			}
 		}
 		if uerr != nil {
-			return res, malformed("chunk %d is not a completion chunk (%v): %s", res.Chunks+1, uerr, clip(ev.Data, 200))
+			return res, malformed("chunk %d is not a completion chunk (%v): %s", res.Chunks+1, uerr, clip(string(data), 200))
 		}
 		if ch.Choices == nil && ch.Usage == nil {
-			return res, malformed("chunk %d has neither choices nor usage: %s", res.Chunks+1, clip(ev.Data, 200))
+			return res, malformed("chunk %d has neither choices nor usage: %s", res.Chunks+1, clip(string(data), 200))
 		}
 		if len(ch.Choices) > 0 {
 			c := ch.Choices[0]
 			if c.Text == nil {
-				return res, malformed("chunk %d has a choice without text: %s", res.Chunks+1, clip(ev.Data, 200))
+				return res, malformed("chunk %d has a choice without text: %s", res.Chunks+1, clip(string(data), 200))
 			}
 			res.Chunks++
 			k := 0
