@@ -81,7 +81,8 @@ func (opt Serving) levels() []level {
 
 // DefaultOpenRequests is an open-loop level's measured requests when neither
 // REQUESTS_PER_LEVEL nor a duration says: ten seconds of arrivals, at least 32 and at most 1000
-// (vLLM's default prompt count); every request at once: DefaultRequests of the cap.
+// (vLLM's default prompt count); every request at once: DefaultRequests of the cap, also
+// when a duration is set (with no schedule to end, a duration alone would send without end).
 func DefaultOpenRequests(rate float64, maxConcurrency int) int {
 	if math.IsInf(rate, 1) {
 		return DefaultRequests(maxConcurrency)
@@ -243,6 +244,10 @@ func (e *Engine) serveConfig(ctx context.Context, ep stack.Endpoint, t stack.Tar
 }
 
 func (opt Serving) requests(lv level) int {
+	if math.IsInf(lv.rate, 1) && opt.Requests == 0 {
+		// Every request at once needs a count: a duration alone would send without end.
+		return DefaultOpenRequests(lv.rate, lv.conc)
+	}
 	if opt.Requests > 0 || opt.Duration > 0 {
 		return opt.Requests
 	}
@@ -370,7 +375,8 @@ func (e *Engine) closedLoop(ctx context.Context, ep stack.Endpoint, t stack.Targ
 // openLoopRun sends requests as they arrive: the first at once, each next one a gap of
 // o's Arrivals after the previous arrival (arrival times are absolute, so a late wake-up
 // does not shift the schedule), until n requests have arrived (n ≤ 0: no count), the level's
-// duration has passed or ctx is done. An arrival that finds o.MaxConcurrency requests in
+// duration has passed (an arrival due after it, or still waiting for the cap then, is not
+// sent) or ctx is done. An arrival that finds o.MaxConcurrency requests in
 // flight is counted in o.Capped and waits for one to end; the arrivals after it keep their
 // times and are sent at once when they are due by then. The gaps are waited on a timer of the
 // time package, virtual inside a testing/synctest bubble. The results are in arrival order;
@@ -400,7 +406,7 @@ arrive:
 		if i > 0 {
 			due = due.Add(arr.Next())
 		}
-		if !deadline.IsZero() && !due.Before(deadline) {
+		if !deadline.IsZero() && (!due.Before(deadline) || !e.now().Before(deadline)) {
 			break
 		}
 		if wait := due.Sub(e.now()); wait > 0 {
@@ -422,6 +428,11 @@ arrive:
 				select {
 				case sem <- struct{}{}:
 				case <-ctx.Done():
+					break arrive
+				}
+				if !deadline.IsZero() && !e.now().Before(deadline) {
+					<-sem // the level's time ran out while it waited: not sent
+					o.Capped--
 					break arrive
 				}
 			}

@@ -137,3 +137,24 @@ func TestServingOpenLoopCancel(t *testing.T) {
 		}
 	})
 }
+
+// SERVING_DURATION_SECS bounds an open loop's arrivals: nothing due after it is sent. Every
+// request at once has no schedule to end, so it keeps a count (DefaultOpenRequests) even then.
+func TestServingOpenLoopDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &scripted.ServingDriver{TTFT: 50 * time.Millisecond, ITL: 10 * time.Millisecond}
+		r := serveScripted(t, context.Background(), d, Serving{Rates: []float64{10, math.Inf(1)}, Burstiness: 1e9, Duration: 350 * time.Millisecond,
+			SLO: serving.SLO{TTFT: time.Second, ITL: time.Second}})
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		// Gaps of 100 ms (a gamma of huge shape is all but constant): arrivals at 0, 100, 200
+		// and 300 ms.
+		if l := r.outcomes[0].Levels[0]; l.Sent != 4 || l.Completed != 4 || l.Requests != 0 {
+			t.Errorf("rate 10 for 350 ms: %+v", l)
+		}
+		if l := r.outcomes[0].Levels[1]; l.Sent != 32 || l.Requests != 32 {
+			t.Errorf("inf with a duration: %d sent of %d", l.Sent, l.Requests)
+		}
+	})
+}

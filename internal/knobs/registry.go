@@ -88,7 +88,7 @@ var registry = []Knob{
 	{Name: "SLO_ITL_MS", Default: "100", Kind: KindFloat, Stacks: on(StackAll),
 		Doc: "fuze serving: p99 inter-token latency objective in ms (see SLO_TTFT_MS)"},
 	{Name: "REQUEST_RATE_SET", Default: "", Kind: KindList, Stacks: on(StackAll),
-		Doc: "fuze serving: open loop (as vllm bench serve --request-rate): one level per offered rate in requests/s, arrivals independent of completions; inf: every request at once; empty: closed-loop levels (CONCURRENCY_SET, then not used)"},
+		Doc: "fuze serving: open loop (as vllm bench serve --request-rate): one level per offered rate in requests/s, arrivals independent of completions; inf: every request at once; a level is REQUESTS_PER_LEVEL arrivals, 0: ten seconds of them (32 to 1000; inf: 8 per SERVING_MAX_CONCURRENCY slot, at least 32) or SERVING_DURATION_SECS of them; empty: closed-loop levels (CONCURRENCY_SET, then not used)"},
 	{Name: "SERVING_BURSTINESS", Default: "1", Kind: KindFloat, Stacks: on(StackAll),
 		Doc: "fuze serving, open loop: gamma shape of the gaps between arrivals (mean 1/rate): 1 Poisson, below 1 burstier, above 1 more regular"},
 	{Name: "SERVING_SEED", Default: "0", Kind: KindInt, Stacks: on(StackAll),
