@@ -1,0 +1,360 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/stack"
+	"github.com/fuze-ai/fuze/internal/stats"
+	"github.com/fuze-ai/fuze/internal/tune"
+)
+
+// offloadSettings are the settings of the seed's layer-offload sweep: candidates that vary in
+// these alone keep the seed's sweep (sweep.Run, first working or exhaustive with its guards).
+var offloadSettings = map[string]bool{"num_gpu": true, "n_gpu_layers": true, "n_gpu_layers_arg": true}
+
+// TunedKnobs are the names of the settings that vary among cands beyond the layer offload,
+// sorted; none means the seed's sweep.
+func TunedKnobs(cands []stack.Candidate) []string {
+	values := map[string]map[string]bool{}
+	for _, c := range cands {
+		for _, s := range c.Settings {
+			if values[s.Name] == nil {
+				values[s.Name] = map[string]bool{}
+			}
+			values[s.Name][s.Value] = true
+		}
+	}
+	var out []string
+	for name, vs := range values {
+		if len(vs) > 1 && !offloadSettings[name] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TuneEvent is a step of the tuning search, rendered as one console line (Text) and one JSON
+// object.
+type TuneEvent struct {
+	Endpoint stack.Endpoint
+	Target   stack.Target
+	Step     string // round, measure, pruned, done
+	Line     string
+	Fields   map[string]any
+}
+
+func (TuneEvent) Kind() string { return "tune" }
+
+// TuningDone carries the tuning report of one (model, endpoint).
+type TuningDone struct {
+	Endpoint stack.Endpoint
+	Target   stack.Target
+	Report   TuningReport
+}
+
+func (TuningDone) Kind() string { return "tuning_done" }
+
+// TuningReport is what `<run>.tuning.json` holds for one (model, endpoint): the search's cost,
+// every configuration with its repeats and fate, the best per objective against the
+// baseline, and each knob's effect with its confidence interval.
+type TuningReport struct {
+	Stack     string          `json:"stack"`
+	Model     string          `json:"model"`
+	Endpoint  string          `json:"endpoint"`
+	GPULabel  string          `json:"gpu_label"`
+	Knobs     []string        `json:"knobs"`
+	Search    string          `json:"search"` // halving | exhaustive
+	Rounds    int             `json:"rounds"`
+	Repeat    int             `json:"repeat_per_round"`
+	Summary   string          `json:"summary"`
+	Starts    int             `json:"server_starts"`
+	GridStart int             `json:"grid_server_starts"`
+	GroupedGS int             `json:"grouped_grid_server_starts"`
+	Measured  int             `json:"measurements"`
+	GridMeas  int             `json:"grid_measurements"`
+	Configs   []TunedConfig   `json:"configs"`
+	Best      []ObjectiveBest `json:"best"`
+	Effects   []tune.Effect   `json:"effects"`
+	// Limitations says what the report does not cover.
+	Limitations []string `json:"limitations"`
+}
+
+// TunedConfig is one configuration of the search.
+type TunedConfig struct {
+	Settings    map[string]string `json:"settings"`
+	Server      string            `json:"server"`
+	Rounds      int               `json:"rounds"`
+	DecodeTPS   []float64         `json:"decode_tps"`
+	TTFTms      []float64         `json:"ttft_ms"`
+	JPerToken   []float64         `json:"joules_per_token,omitempty"`
+	Median      float64           `json:"median_decode_tps"`
+	Error       string            `json:"error,omitempty"`
+	Invalid     string            `json:"invalid,omitempty"`
+	PrunedRound int               `json:"pruned_round,omitempty"`
+	PrunedP     float64           `json:"pruned_p,omitempty"`
+	PrunedRatio float64           `json:"pruned_ratio,omitempty"`
+}
+
+// ObjectiveBest is the best configuration for one objective, against the baseline's repeats.
+type ObjectiveBest struct {
+	Objective      string            `json:"objective"`
+	Settings       map[string]string `json:"settings"`
+	Median         float64           `json:"median"`
+	BaselineMedian float64           `json:"baseline_median"`
+	Ratio          float64           `json:"ratio_vs_baseline"`
+	P              float64           `json:"p_value"`
+	Significant    bool              `json:"significant"`
+	Note           string            `json:"note,omitempty"`
+}
+
+// runTune is runOne's search when the candidates vary more than the layer offload: the
+// tuning search (internal/tune), then the best by decode rate against the baseline as the
+// seed's sweep does, the published best, and the tuning report.
+func (e *Engine) runTune(ctx context.Context, t stack.Target, ep stack.Endpoint, o Outcome, cands []stack.Candidate, knobNames []string) (Outcome, error) {
+	p := tune.Policy{Exhaustive: e.Policy.Exhaustive, Rounds: max(e.Policy.TuneRounds, 1)}
+	if p.Exhaustive {
+		p.Rounds = 1 // the full grid, each configuration measured once (BENCH_REPEAT requests)
+	}
+	emit := func(step, line string, fields map[string]any) {
+		e.emit(TuneEvent{Endpoint: ep, Target: t, Step: step, Line: line, Fields: fields})
+	}
+	tuned := func(c stack.Candidate) map[string]string {
+		m := map[string]string{}
+		all := c.SettingsMap()
+		for _, k := range knobNames {
+			m[k] = all[k]
+		}
+		return m
+	}
+	label := func(c stack.Candidate) string { return settingsText(tuned(c)) }
+	emit("start", fmt.Sprintf("   tuning %d configurations of %s (%s; TUNE_ROUNDS=%d, EXHAUSTIVE=%v)",
+		len(cands), strings.Join(knobNames, ", "), searchName(p), p.Rounds, p.Exhaustive), map[string]any{"configurations": len(cands), "knobs": knobNames})
+	var writeErr error
+	samples := make([]*measure.Sample, len(cands))
+	res, err := tune.Run(ctx, p, cands, stack.Candidate.ServerSettings, func(ctx context.Context, i int, c stack.Candidate) tune.Measurement {
+		if writeErr != nil {
+			return tune.Measurement{Error: writeErr.Error()}
+		}
+		e.emit(ConfigurationStarted{Endpoint: ep, Target: t, Candidate: c, Index: i + 1, Total: len(cands)})
+		emit("measure", fmt.Sprintf("   [%d/%d] %s", i+1, len(cands), label(c)), map[string]any{"index": i + 1, "settings": tuned(c)})
+		s, err := e.measureAndWrite(ctx, ep, t, c)
+		o.Rows++
+		if err != nil {
+			writeErr = err
+			return tune.Measurement{Error: err.Error()}
+		}
+		samples[i] = s
+		m := measurement(s)
+		if s.Failed() {
+			return tune.Measurement{Error: s.Error}
+		}
+		ttft := s.RepeatTTFTms
+		if len(ttft) == 0 {
+			ttft = []float64{float64(measure.Derive(s).TTFT) / 1e6}
+		}
+		return tune.Measurement{Decode: m.Repeats, TTFTms: ttft, JPerToken: s.RepeatJPerToken, Invalid: m.Invalid}
+	}, func(ev tune.Event) {
+		switch ev.Kind {
+		case "round":
+			emit("round", fmt.Sprintf("   round %d: %d configurations", ev.Round, ev.Survivors), map[string]any{"round": ev.Round, "survivors": ev.Survivors})
+		case "pruned":
+			emit("pruned", fmt.Sprintf("   pruned after round %d: %s — %.3fx of the leader %s (p=%.4f)", ev.Round,
+				label(cands[ev.Candidate]), ev.Ratio, label(cands[ev.Leader]), ev.P),
+				map[string]any{"round": ev.Round, "settings": tuned(cands[ev.Candidate]), "leader": tuned(cands[ev.Leader]), "p_value": ev.P, "ratio": ev.Ratio})
+		}
+	})
+	if writeErr != nil {
+		return o, writeErr
+	}
+	rep := e.tuningReport(t, ep, o.Baseline, res, knobNames, tuned, p)
+	emit("done", "   search: "+res.Describe(), map[string]any{"server_starts": res.ServerStarts, "grid_server_starts": res.GridServerStarts,
+		"grouped_grid_server_starts": res.GroupedGridStarts, "measurements": res.Measurements, "grid_measurements": res.GridMeasurements})
+	e.emit(TuningDone{Endpoint: ep, Target: t, Report: rep})
+	e.tunings = append(e.tunings, rep)
+	if werr := e.writeTunings(); werr != nil {
+		e.emit(TuneEvent{Endpoint: ep, Target: t, Step: "error", Line: "! tuning report: " + werr.Error()})
+	}
+	if res.Best < 0 {
+		if err == nil && len(cands) > 0 {
+			e.emit(NoneWorked{Endpoint: ep, Target: t})
+		}
+		return o, err
+	}
+	bc := res.Candidates[res.Best]
+	best := bc.C
+	o.Best, o.BestTPS, o.BestRun = &best, bc.Median(), samples[res.Best]
+	ev := BestFound{Endpoint: ep, Target: t, Best: best, BestTPS: bc.Median(), BaselineTPS: measure.Derive(o.Baseline).DecodeTPS}
+	if baseRepeats := results.SampleRepeats(o.Baseline); len(baseRepeats) > 0 && !results.MeasurementError(o.Baseline) {
+		cmp := stats.Compare(bc.Decode, baseRepeats, stats.DefaultAlpha)
+		ev.Comparison, ev.DefaultIsBest = &cmp, !cmp.Better
+	}
+	o.DefaultIsBest, o.Comparison = ev.DefaultIsBest, ev.Comparison
+	e.emit(ev)
+	if p, ok := e.Driver.(stack.Publisher); ok && err == nil && !o.DefaultIsBest {
+		if pub, ok := p.Publish(ctx, ep, t, best); ok {
+			e.emit(ConfigurationStarted{Endpoint: ep, Target: t, Candidate: pub, Published: true})
+			if _, werr := e.measureAndWrite(ctx, ep, t, pub); werr != nil {
+				return o, werr
+			}
+			o.Rows++
+		}
+	}
+	return o, err
+}
+
+func searchName(p tune.Policy) string {
+	if p.Exhaustive {
+		return "exhaustive"
+	}
+	return "halving"
+}
+
+func settingsText(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, " ")
+}
+
+func (e *Engine) tuningReport(t stack.Target, ep stack.Endpoint, base *measure.Sample, res tune.Result[stack.Candidate], knobNames []string, tuned func(stack.Candidate) map[string]string, p tune.Policy) TuningReport {
+	rep := TuningReport{Stack: e.Driver.Name(), Model: t.Model, Endpoint: ep.Addr, GPULabel: ep.GPULabel(), Knobs: knobNames,
+		Search: searchName(p), Rounds: res.Rounds, Repeat: max(e.Repeat, 1), Summary: res.Describe(),
+		Starts: res.ServerStarts, GridStart: res.GridServerStarts, GroupedGS: res.GroupedGridStarts,
+		Measured: res.Measurements, GridMeas: res.GridMeasurements,
+		Limitations: []string{
+			"pruning uses the decode rate only: a configuration pruned for slow decoding is not followed for TTFT or J/token",
+			"throughput at the SLO is measured by `fuze stack <stack> serving`, not by this search",
+		}}
+	for _, c := range res.Candidates {
+		rep.Configs = append(rep.Configs, TunedConfig{Settings: tuned(c.C), Server: c.Server, Rounds: c.Rounds,
+			DecodeTPS: c.Decode, TTFTms: c.TTFTms, JPerToken: c.JPerToken, Median: c.Median(),
+			Error: c.Error, Invalid: c.Invalid, PrunedRound: c.PrunedRound, PrunedP: c.PrunedP, PrunedRatio: c.PrunedRatio})
+	}
+	var baseVals [3][]float64
+	if base != nil && !base.Failed() {
+		baseVals = [3][]float64{results.SampleRepeats(base), base.RepeatTTFTms, base.RepeatJPerToken}
+	}
+	for oi, obj := range tune.Objectives {
+		i := tune.BestBy(res.Candidates, obj)
+		if i < 0 {
+			continue
+		}
+		c := res.Candidates[i]
+		vals := obj.Of(c.Decode, c.TTFTms, c.JPerToken)
+		ob := ObjectiveBest{Objective: obj.Name, Settings: tuned(c.C), Median: stats.Median(vals)}
+		if bv := baseVals[oi]; len(bv) > 0 {
+			cmp := stats.Compare(vals, bv, stats.DefaultAlpha)
+			ob.BaselineMedian, ob.Ratio, ob.P, ob.Significant, ob.Note = cmp.IncumbentMedian, cmp.Ratio, cmp.P, cmp.Significant, cmp.Note
+		}
+		rep.Best = append(rep.Best, ob)
+	}
+	rep.Effects = tune.Effects(res.Candidates, tuned)
+	return rep
+}
+
+// TuningPath is the tuning report's path beside a run CSV: <run>.tuning.json.
+func TuningPath(csvPath string) string {
+	return strings.TrimSuffix(csvPath, ".csv") + ".tuning.json"
+}
+
+// writeTunings rewrites the run's tuning report with every (model, endpoint) tuned so far.
+func (e *Engine) writeTunings() error {
+	if e.Writer == nil || e.Writer.CSVPath() == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(e.tunings, "", "  ")
+	if err != nil {
+		return err
+	}
+	return results.WriteFileAtomic(TuningPath(e.Writer.CSVPath()), append(b, '\n'), 0o644)
+}
+
+// tuneText renders the tuning events on the console.
+func tuneText(w interface{ Write([]byte) (int, error) }, ev Event) bool {
+	switch ev := ev.(type) {
+	case TuneEvent:
+		if ev.Line != "" {
+			fmt.Fprintln(w, ev.Line)
+		}
+	case TuningDone:
+		writeTuningReport(w, ev.Report)
+	default:
+		return false
+	}
+	return true
+}
+
+// tuneJSON is the JSON object of a tuning event (nil for other events).
+func tuneJSON(ev Event) map[string]any {
+	switch ev := ev.(type) {
+	case TuneEvent:
+		line := map[string]any{"event": ev.Kind(), "step": ev.Step, "endpoint": ev.Endpoint.Addr, "model": ev.Target.Model}
+		for k, v := range ev.Fields {
+			line[k] = v
+		}
+		return line
+	case TuningDone:
+		return map[string]any{"event": ev.Kind(), "endpoint": ev.Endpoint.Addr, "model": ev.Target.Model, "report": ev.Report}
+	}
+	return nil
+}
+
+// writeTuningReport prints the best per objective and the knob effects.
+func writeTuningReport(w interface{ Write([]byte) (int, error) }, r TuningReport) {
+	fmt.Fprintf(w, "=== Tuning result for %s on %s (%s) ===\n", r.Model, r.Endpoint, r.GPULabel)
+	for _, b := range r.Best {
+		line := fmt.Sprintf("   best %-16s %s: %.2f", b.Objective, settingsText(b.Settings), b.Median)
+		if b.BaselineMedian > 0 {
+			verdict := "within noise"
+			if b.Significant {
+				verdict = "significant"
+			}
+			line += fmt.Sprintf(" vs default %.2f (%.3fx, p=%.4f, %s)", b.BaselineMedian, b.Ratio, b.P, verdict)
+		}
+		fmt.Fprintln(w, line)
+	}
+	if len(r.Effects) == 0 {
+		fmt.Fprintln(w, "   knob effects: no pair of configurations differing in one knob was measured")
+	}
+	found := false
+	for _, e := range r.Effects {
+		mark := "~ (interval covers 1: no effect found)"
+		if e.Significant {
+			mark = "significant"
+			found = true
+		}
+		fmt.Fprintf(w, "   effect on %-16s %s %s→%s: %.3fx [95%% CI %.3f–%.3f] over %d pairs, %s\n",
+			e.Objective, e.Knob, e.Reference, e.Value, e.Ratio, e.Low, e.High, e.Pairs, mark)
+	}
+	if len(r.Effects) > 0 && !found {
+		fmt.Fprintln(w, "   no knob had a significant effect on this machine")
+	}
+	fmt.Fprintf(w, "   search: %s\n", r.Summary)
+}
+
+// TuningReportsOf reads a run's tuning report (nil when the run has none).
+func TuningReportsOf(csvPath string) ([]TuningReport, error) {
+	b, err := os.ReadFile(TuningPath(csvPath))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []TuningReport
+	return out, json.Unmarshal(b, &out)
+}
