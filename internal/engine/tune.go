@@ -198,6 +198,14 @@ func (e *Engine) runTune(ctx context.Context, t stack.Target, ep stack.Endpoint,
 	}
 	o.DefaultIsBest, o.Comparison = ev.DefaultIsBest, ev.Comparison
 	e.emit(ev)
+	if cl, ok := e.Driver.(stack.CommandLiner); ok {
+		cmd := cl.ServerCommand(ep, t, best)
+		what := "the best configuration"
+		if o.DefaultIsBest {
+			what = "the fastest configuration (not significantly faster than the default)"
+		}
+		emit("command", fmt.Sprintf("   %s: %s", what, cmd), map[string]any{"command": cmd, "default_is_best": o.DefaultIsBest})
+	}
 	if p, ok := e.Driver.(stack.Publisher); ok && err == nil && !o.DefaultIsBest {
 		if pub, ok := p.Publish(ctx, ep, t, best); ok {
 			e.emit(ConfigurationStarted{Endpoint: ep, Target: t, Candidate: pub, Published: true})
