@@ -175,7 +175,7 @@ func (e *Engine) runTune(ctx context.Context, t stack.Target, ep stack.Endpoint,
 		return o, writeErr
 	}
 	rep := e.tuningReport(t, ep, o.Baseline, res, knobNames, tuned, p)
-	emit("done", "   search: "+res.Describe(), map[string]any{"server_starts": res.ServerStarts, "grid_server_starts": res.GridServerStarts,
+	emit("done", "", map[string]any{"server_starts": res.ServerStarts, "grid_server_starts": res.GridServerStarts,
 		"grouped_grid_server_starts": res.GroupedGridStarts, "measurements": res.Measurements, "grid_measurements": res.GridMeasurements})
 	e.emit(TuningDone{Endpoint: ep, Target: t, Report: rep})
 	e.tunings = append(e.tunings, rep)

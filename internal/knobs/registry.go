@@ -57,6 +57,8 @@ var registry = []Knob{
 		Doc: "GPU UUID (GPU-…) for endpoint B, overriding MATCH_GPU_B"},
 	{Name: "EXHAUSTIVE", Default: "0", Kind: KindBool01, Stacks: on(StackOllama, StackLlamaCpp, StackVLLM),
 		Doc: "0 stops a sweep at the first working candidate, 1 tries them all (Ollama: with ZERO_TOKPS_BREAK/NO_IMPROVE_LIMIT guards); vLLM has no sweep and ignores it"},
+	{Name: "CPU_TUNE", Default: "1", Kind: KindBool01, Stacks: on(StackOllama, StackLlamaCpp),
+		Doc: "fuze tuning: 1 makes a CPU endpoint (no GPU) sweep what matters there — threads, batch and the KV-cache type (the tuning sets when given, else every core and half, Ollama's num_batch 512 and 64 / BATCH and 512, f16 and q8_0 with flash attention) — instead of num_gpu / --n-gpu-layers, which mean nothing on a CPU; 0 keeps the seed's offload sweep"},
 	{Name: "TUNE_ROUNDS", Default: "3", Kind: KindInt, Stacks: on(StackOllama, StackLlamaCpp, StackVLLM),
 		Doc: "fuze tuning: when the candidates vary more than the layer offload (a *_SET tuning knob, or a CPU endpoint), the search measures every configuration (BENCH_REPEAT requests), prunes those significantly slower than the leader (Mann–Whitney, p ≤ 0.05) and gives survivors another BENCH_REPEAT, up to this many rounds; EXHAUSTIVE=1 measures the full grid once and prunes nothing"},
 	{Name: "INCLUDE_MODELS", Default: "", Kind: KindRegex, Stacks: on(StackOllama, StackBench),

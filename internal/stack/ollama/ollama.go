@@ -73,6 +73,8 @@ type Config struct {
 	// Tune is the tuning sets beyond num_gpu (tune.go); a CPU endpoint without any uses
 	// cpuTuning.
 	Tune Tuning
+	// CPUTune (CPU_TUNE): a CPU endpoint tunes threads, batch and KV cache, not the offload.
+	CPUTune bool
 }
 
 // Driver implements stack.Driver for Ollama.
@@ -297,7 +299,7 @@ func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Targ
 			fmt.Fprintf(d.log, "   AUTO_NG (layers=%d) -> num_gpu: %s\n", layers, joinInts(ngs))
 		}
 	}
-	if ep.GPU == nil {
+	if ep.GPU == nil && d.cfg.CPUTune {
 		// num_gpu means nothing on a CPU: the base model at Ollama's own offload, tuned in
 		// what moves a CPU's rate (cpuTuning) unless the profile lists its own sets.
 		tu := d.cfg.Tune

@@ -58,7 +58,7 @@ func TestTunedCandidatesProductAndQuantizedKVRule(t *testing.T) {
 }
 
 func TestCPUEndpointTunesThreadsBatchAndKVInsteadOfNumGPU(t *testing.T) {
-	d := New(Config{NumCtx: 1024, NumPredict: 8, FastMode: true, AutoNG: false, NumGPUFallback: []int{9, 5, 1}}, io.Discard)
+	d := New(Config{NumCtx: 1024, NumPredict: 8, FastMode: true, AutoNG: false, NumGPUFallback: []int{9, 5, 1}, CPUTune: true}, io.Discard)
 	cands, err := d.Candidates(context.Background(), stack.Endpoint{Addr: "127.0.0.1:1"}, stack.Target{Model: "m:1", Alias: "m-1"})
 	if err != nil {
 		t.Fatal(err)
