@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fuze-ai/fuze/internal/envfile"
 	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/stack"
 )
 
@@ -38,5 +40,23 @@ func TestTunedCandidatesAndTheirCommandLines(t *testing.T) {
 		if a := strings.Join(d.ServerArgs(stack.Endpoint{Addr: "127.0.0.1:9"}, "/m.gguf", c), " "); strings.Contains(a, "--n-gpu-layers") {
 			t.Errorf("CPU candidate offloads: %s", a)
 		}
+	}
+}
+
+// The GPU proof's env file must give at least 12 configurations on llama.cpp.
+func TestGPUTuningEnvGivesAtLeast12(t *testing.T) {
+	f, err := envfile.ParseFile("../../../results/gpu/tune-llama-8b.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := knobs.Resolve(nil, knobs.Layer{Name: "tune-llama-8b.env", Vars: f.Map()})
+	c, err := ConfigFromKnobs(cfg, "", t.TempDir(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(c, io.Discard)
+	cands, err := d.Candidates(context.Background(), stack.Endpoint{Addr: "127.0.0.1:9", GPU: &gpu.GPU{Label: "nvidia-h200"}}, stack.Target{Model: "m", Alias: "m"})
+	if err != nil || len(cands) < 12 {
+		t.Fatalf("%d configurations (%v), want ≥ 12", len(cands), err)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fuze-ai/fuze/internal/envfile"
 	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/stack"
 )
 
@@ -75,4 +77,29 @@ func TestCPUEndpointTunesThreadsBatchAndKVInsteadOfNumGPU(t *testing.T) {
 	if len(cands) != want {
 		t.Errorf("%d candidates, want %d", len(cands), want)
 	}
+}
+
+// The GPU proof's env file (results/gpu/tune-llama-8b.env) must give at least 12
+// configurations on Ollama.
+func TestGPUTuningEnvGivesAtLeast12(t *testing.T) {
+	f, err := envfile.ParseFile("../../../results/gpu/tune-llama-8b.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := knobs.Resolve(nil, knobs.Layer{Name: "tune-llama-8b.env", Vars: f.Map()})
+	c, err := ConfigFromKnobs(cfg.WithStack(knobs.StackOllama), t.TempDir(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AutoNG, c.NumGPUFallback = false, []int{33}
+	d := New(c, io.Discard)
+	cands, err := d.Candidates(context.Background(), stack.Endpoint{Addr: "127.0.0.1:1", GPU: &gpu.GPU{Label: "nvidia-h200"}}, stack.Target{Model: "m:1", Alias: "m-1"})
+	if err != nil || len(cands) < 12 {
+		t.Fatalf("%d configurations (%v), want ≥ 12", len(cands), err)
+	}
+	servers := map[string]bool{}
+	for _, c := range cands {
+		servers[c.ServerSettings()] = true
+	}
+	t.Logf("%d configurations, %d daemon configurations", len(cands), len(servers))
 }
