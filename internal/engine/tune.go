@@ -356,13 +356,32 @@ func writeTuningReport(w interface{ Write([]byte) (int, error) }, r TuningReport
 
 // TuningReportsOf reads a run's tuning report (nil when the run has none).
 func TuningReportsOf(csvPath string) ([]TuningReport, error) {
-	b, err := os.ReadFile(TuningPath(csvPath))
+	out, err := ReadTuningReports(TuningPath(csvPath))
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
+	return out, err
+}
+
+// ReadTuningReports reads a tuning report file (<run>.tuning.json).
+func ReadTuningReports(path string) ([]TuningReport, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var out []TuningReport
-	return out, json.Unmarshal(b, &out)
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}
+
+// BestDecode is the report's best configuration by decode rate (nil when none worked).
+func (r TuningReport) BestDecode() *ObjectiveBest {
+	for i := range r.Best {
+		if r.Best[i].Objective == "decode_tps" {
+			return &r.Best[i]
+		}
+	}
+	return nil
 }
