@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/naming"
+	"github.com/fuze-ai/fuze/internal/tune"
 
 	"github.com/spf13/cobra"
 
@@ -123,7 +123,7 @@ func runEnvGenerate(ctx context.Context, s streams, f envGenerateFlags) error {
 
 // applyTuned writes a tuning report's bests (by decode rate) into the profiles under dirs.
 func applyTuned(s streams, path string, dirs []string, dryRun bool) error {
-	reports, err := engine.ReadTuningReports(path)
+	reports, err := tune.ReadReports(path)
 	if err != nil {
 		return err
 	}

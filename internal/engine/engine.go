@@ -19,6 +19,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stats"
 	"github.com/fuze-ai/fuze/internal/sweep"
+	"github.com/fuze-ai/fuze/internal/tune"
 )
 
 // Outcome is the result for one (target, endpoint).
@@ -56,7 +57,7 @@ type Engine struct {
 	Sampler Sampler
 
 	// tunings are the tuning reports of this run so far (tune.go), rewritten as one file.
-	tunings []TuningReport
+	tunings []tune.Report
 }
 
 // attempts numbers requests across every engine of the process, so that no two requests of a

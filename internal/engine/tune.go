@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"sort"
 	"strings"
 
@@ -57,63 +57,10 @@ func (TuneEvent) Kind() string { return "tune" }
 type TuningDone struct {
 	Endpoint stack.Endpoint
 	Target   stack.Target
-	Report   TuningReport
+	Report   tune.Report
 }
 
 func (TuningDone) Kind() string { return "tuning_done" }
-
-// TuningReport is what `<run>.tuning.json` holds for one (model, endpoint): the search's cost,
-// every configuration with its repeats and fate, the best per objective against the
-// baseline, and each knob's effect with its confidence interval.
-type TuningReport struct {
-	Stack     string          `json:"stack"`
-	Model     string          `json:"model"`
-	Endpoint  string          `json:"endpoint"`
-	GPULabel  string          `json:"gpu_label"`
-	Knobs     []string        `json:"knobs"`
-	Search    string          `json:"search"` // halving | exhaustive
-	Rounds    int             `json:"rounds"`
-	Repeat    int             `json:"repeat_per_round"`
-	Summary   string          `json:"summary"`
-	Starts    int             `json:"server_starts"`
-	GridStart int             `json:"grid_server_starts"`
-	GroupedGS int             `json:"grouped_grid_server_starts"`
-	Measured  int             `json:"measurements"`
-	GridMeas  int             `json:"grid_measurements"`
-	Configs   []TunedConfig   `json:"configs"`
-	Best      []ObjectiveBest `json:"best"`
-	Effects   []tune.Effect   `json:"effects"`
-	// Limitations says what the report does not cover.
-	Limitations []string `json:"limitations"`
-}
-
-// TunedConfig is one configuration of the search.
-type TunedConfig struct {
-	Settings    map[string]string `json:"settings"`
-	Server      string            `json:"server"`
-	Rounds      int               `json:"rounds"`
-	DecodeTPS   []float64         `json:"decode_tps"`
-	TTFTms      []float64         `json:"ttft_ms"`
-	JPerToken   []float64         `json:"joules_per_token,omitempty"`
-	Median      float64           `json:"median_decode_tps"`
-	Error       string            `json:"error,omitempty"`
-	Invalid     string            `json:"invalid,omitempty"`
-	PrunedRound int               `json:"pruned_round,omitempty"`
-	PrunedP     float64           `json:"pruned_p,omitempty"`
-	PrunedRatio float64           `json:"pruned_ratio,omitempty"`
-}
-
-// ObjectiveBest is the best configuration for one objective, against the baseline's repeats.
-type ObjectiveBest struct {
-	Objective      string            `json:"objective"`
-	Settings       map[string]string `json:"settings"`
-	Median         float64           `json:"median"`
-	BaselineMedian float64           `json:"baseline_median"`
-	Ratio          float64           `json:"ratio_vs_baseline"`
-	P              float64           `json:"p_value"`
-	Significant    bool              `json:"significant"`
-	Note           string            `json:"note,omitempty"`
-}
 
 // runTune is runOne's search when the candidates vary more than the layer offload: the
 // tuning search (internal/tune), then the best by decode rate against the baseline as the
@@ -134,7 +81,7 @@ func (e *Engine) runTune(ctx context.Context, t stack.Target, ep stack.Endpoint,
 		}
 		return m
 	}
-	label := func(c stack.Candidate) string { return settingsText(tuned(c)) }
+	label := func(c stack.Candidate) string { return tune.SettingsText(tuned(c)) }
 	emit("start", fmt.Sprintf("   tuning %d configurations of %s (%s; TUNE_ROUNDS=%d, EXHAUSTIVE=%v)",
 		len(cands), strings.Join(knobNames, ", "), searchName(p), p.Rounds, p.Exhaustive), map[string]any{"configurations": len(cands), "knobs": knobNames})
 	var writeErr error
@@ -225,21 +172,8 @@ func searchName(p tune.Policy) string {
 	return "halving"
 }
 
-func settingsText(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
-	}
-	return strings.Join(parts, " ")
-}
-
-func (e *Engine) tuningReport(t stack.Target, ep stack.Endpoint, base *measure.Sample, res tune.Result[stack.Candidate], knobNames []string, tuned func(stack.Candidate) map[string]string, p tune.Policy) TuningReport {
-	rep := TuningReport{Stack: e.Driver.Name(), Model: t.Model, Endpoint: ep.Addr, GPULabel: ep.GPULabel(), Knobs: knobNames,
+func (e *Engine) tuningReport(t stack.Target, ep stack.Endpoint, base *measure.Sample, res tune.Result[stack.Candidate], knobNames []string, tuned func(stack.Candidate) map[string]string, p tune.Policy) tune.Report {
+	rep := tune.Report{Stack: e.Driver.Name(), Model: t.Model, Endpoint: ep.Addr, GPULabel: ep.GPULabel(), Knobs: knobNames,
 		Search: searchName(p), Rounds: res.Rounds, Repeat: max(e.Repeat, 1), Summary: res.Describe(),
 		Starts: res.ServerStarts, GridStart: res.GridServerStarts, GroupedGS: res.GroupedGridStarts,
 		Measured: res.Measurements, GridMeas: res.GridMeasurements,
@@ -248,7 +182,7 @@ func (e *Engine) tuningReport(t stack.Target, ep stack.Endpoint, base *measure.S
 			"throughput at the SLO is measured by `fuze stack <stack> serving`, not by this search",
 		}}
 	for _, c := range res.Candidates {
-		rep.Configs = append(rep.Configs, TunedConfig{Settings: tuned(c.C), Server: c.Server, Rounds: c.Rounds,
+		rep.Configs = append(rep.Configs, tune.ConfigResult{Settings: tuned(c.C), Server: c.Server, Rounds: c.Rounds,
 			DecodeTPS: c.Decode, TTFTms: c.TTFTms, JPerToken: c.JPerToken, Median: c.Median(),
 			Error: c.Error, Invalid: c.Invalid, PrunedRound: c.PrunedRound, PrunedP: c.PrunedP, PrunedRatio: c.PrunedRatio})
 	}
@@ -263,7 +197,7 @@ func (e *Engine) tuningReport(t stack.Target, ep stack.Endpoint, base *measure.S
 		}
 		c := res.Candidates[i]
 		vals := obj.Of(c.Decode, c.TTFTms, c.JPerToken)
-		ob := ObjectiveBest{Objective: obj.Name, Settings: tuned(c.C), Median: stats.Median(vals)}
+		ob := tune.ObjectiveBest{Objective: obj.Name, Settings: tuned(c.C), Median: stats.Median(vals)}
 		if bv := baseVals[oi]; len(bv) > 0 {
 			cmp := stats.Compare(vals, bv, stats.DefaultAlpha)
 			ob.BaselineMedian, ob.Ratio, ob.P, ob.Significant, ob.Note = cmp.IncumbentMedian, cmp.Ratio, cmp.P, cmp.Significant, cmp.Note
@@ -272,11 +206,6 @@ func (e *Engine) tuningReport(t stack.Target, ep stack.Endpoint, base *measure.S
 	}
 	rep.Effects = tune.Effects(res.Candidates, tuned)
 	return rep
-}
-
-// TuningPath is the tuning report's path beside a run CSV: <run>.tuning.json.
-func TuningPath(csvPath string) string {
-	return strings.TrimSuffix(csvPath, ".csv") + ".tuning.json"
 }
 
 // writeTunings rewrites the run's tuning report with every (model, endpoint) tuned so far.
@@ -288,18 +217,18 @@ func (e *Engine) writeTunings() error {
 	if err != nil {
 		return err
 	}
-	return results.WriteFileAtomic(TuningPath(e.Writer.CSVPath()), append(b, '\n'), 0o644)
+	return results.WriteFileAtomic(tune.Path(e.Writer.CSVPath()), append(b, '\n'), 0o644)
 }
 
 // tuneText renders the tuning events on the console.
-func tuneText(w interface{ Write([]byte) (int, error) }, ev Event) bool {
+func tuneText(w io.Writer, ev Event) bool {
 	switch ev := ev.(type) {
 	case TuneEvent:
 		if ev.Line != "" {
 			fmt.Fprintln(w, ev.Line)
 		}
 	case TuningDone:
-		writeTuningReport(w, ev.Report)
+		ev.Report.WriteText(w)
 	default:
 		return false
 	}
@@ -317,71 +246,6 @@ func tuneJSON(ev Event) map[string]any {
 		return line
 	case TuningDone:
 		return map[string]any{"event": ev.Kind(), "endpoint": ev.Endpoint.Addr, "model": ev.Target.Model, "report": ev.Report}
-	}
-	return nil
-}
-
-// writeTuningReport prints the best per objective and the knob effects.
-func writeTuningReport(w interface{ Write([]byte) (int, error) }, r TuningReport) {
-	fmt.Fprintf(w, "=== Tuning result for %s on %s (%s) ===\n", r.Model, r.Endpoint, r.GPULabel)
-	for _, b := range r.Best {
-		line := fmt.Sprintf("   best %-16s %s: %.2f", b.Objective, settingsText(b.Settings), b.Median)
-		if b.BaselineMedian > 0 {
-			verdict := "within noise"
-			if b.Significant {
-				verdict = "significant"
-			}
-			line += fmt.Sprintf(" vs default %.2f (%.3fx, p=%.4f, %s)", b.BaselineMedian, b.Ratio, b.P, verdict)
-		}
-		fmt.Fprintln(w, line)
-	}
-	if len(r.Effects) == 0 {
-		fmt.Fprintln(w, "   knob effects: no pair of configurations differing in one knob was measured")
-	}
-	found := false
-	for _, e := range r.Effects {
-		mark := "~ (interval covers 1: no effect found)"
-		if e.Significant {
-			mark = "significant"
-			found = true
-		}
-		fmt.Fprintf(w, "   effect on %-16s %s %s→%s: %.3fx [95%% CI %.3f–%.3f] over %d pairs, %s\n",
-			e.Objective, e.Knob, e.Reference, e.Value, e.Ratio, e.Low, e.High, e.Pairs, mark)
-	}
-	if len(r.Effects) > 0 && !found {
-		fmt.Fprintln(w, "   no knob had a significant effect on this machine")
-	}
-	fmt.Fprintf(w, "   search: %s\n", r.Summary)
-}
-
-// TuningReportsOf reads a run's tuning report (nil when the run has none).
-func TuningReportsOf(csvPath string) ([]TuningReport, error) {
-	out, err := ReadTuningReports(TuningPath(csvPath))
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	return out, err
-}
-
-// ReadTuningReports reads a tuning report file (<run>.tuning.json).
-func ReadTuningReports(path string) ([]TuningReport, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []TuningReport
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return out, nil
-}
-
-// BestDecode is the report's best configuration by decode rate (nil when none worked).
-func (r TuningReport) BestDecode() *ObjectiveBest {
-	for i := range r.Best {
-		if r.Best[i].Objective == "decode_tps" {
-			return &r.Best[i]
-		}
 	}
 	return nil
 }

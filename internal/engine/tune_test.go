@@ -13,6 +13,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stack/scripted"
 	"github.com/fuze-ai/fuze/internal/sweep"
+	"github.com/fuze-ai/fuze/internal/tune"
 )
 
 // grid is fa (server level) × threads (request level), the planner's order interleaving the
@@ -84,7 +85,7 @@ func TestTuneSearchPrunesGroupsAndReports(t *testing.T) {
 	if len(out) != 1 || out[0].Best == nil || !out[0].DefaultIsBest {
 		t.Errorf("outcome %+v: the default (20 tok/s) should stay best", out)
 	}
-	reps, err := TuningReportsOf(w.CSVPath())
+	reps, err := tune.ReportsOf(w.CSVPath())
 	if err != nil || len(reps) != 1 {
 		t.Fatal(err, reps)
 	}
