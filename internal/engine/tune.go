@@ -85,12 +85,16 @@ func (e *Engine) runTune(ctx context.Context, t stack.Target, ep stack.Endpoint,
 	emit("start", fmt.Sprintf("   tuning %d configurations of %s (%s; TUNE_ROUNDS=%d, EXHAUSTIVE=%v)",
 		len(cands), strings.Join(knobNames, ", "), searchName(p), p.Rounds, p.Exhaustive), map[string]any{"configurations": len(cands), "knobs": knobNames})
 	var writeErr error
+	measured := 0
 	samples := make([]*measure.Sample, len(cands))
 	res, err := tune.Run(ctx, p, cands, stack.Candidate.ServerSettings, func(ctx context.Context, i int, c stack.Candidate) tune.Measurement {
 		if writeErr != nil {
 			return tune.Measurement{Error: writeErr.Error()}
 		}
-		e.emit(ConfigurationStarted{Endpoint: ep, Target: t, Candidate: c, Index: i + 1, Total: len(cands)})
+		// The progress counts measurements against the most the search can make (every
+		// configuration every round): pruning ends it early.
+		measured++
+		e.emit(ConfigurationStarted{Endpoint: ep, Target: t, Candidate: c, Index: measured, Total: len(cands) * p.Rounds})
 		emit("measure", fmt.Sprintf("   [%d/%d] %s", i+1, len(cands), label(c)), map[string]any{"index": i + 1, "settings": tuned(c)})
 		s, err := e.measureAndWrite(ctx, ep, t, c)
 		o.Rows++
