@@ -221,7 +221,12 @@ func (e *Engine) writeTunings() error {
 	if err != nil {
 		return err
 	}
-	return results.WriteFileAtomic(tune.Path(e.Writer.CSVPath()), append(b, '\n'), 0o644)
+	if err := results.WriteFileAtomic(tune.Path(e.Writer.CSVPath()), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	var md strings.Builder
+	tune.WriteMarkdown(&md, e.tunings)
+	return results.WriteFileAtomic(tune.MarkdownPath(e.Writer.CSVPath()), []byte(md.String()), 0o644)
 }
 
 // tuneText renders the tuning events on the console.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -93,6 +94,10 @@ func TestTuneSearchPrunesGroupsAndReports(t *testing.T) {
 	if r.Starts != 4 || r.GridStart != 12 || r.Measured != 8 || len(r.Configs) != 4 || r.Configs[2].PrunedRound != 1 {
 		b, _ := json.MarshalIndent(r, "", " ")
 		t.Errorf("report %s", b)
+	}
+	md, err := os.ReadFile(tune.MarkdownPath(w.CSVPath()))
+	if err != nil || !strings.Contains(string(md), "| decode_tps | threads | 2 → 1 | 0.500 |") || !strings.Contains(string(md), "pruned after round 1") {
+		t.Errorf("markdown (%v):\n%s", err, md)
 	}
 	if len(r.Best) < 2 || r.Best[0].Objective != "decode_tps" || r.Best[0].Significant {
 		t.Errorf("best %+v", r.Best)

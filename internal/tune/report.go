@@ -145,3 +145,47 @@ func (r Report) BestDecode() *ObjectiveBest {
 	}
 	return nil
 }
+
+// MarkdownPath is the markdown tables' path beside a run CSV: <run>.tuning.md.
+func MarkdownPath(csvPath string) string {
+	return strings.TrimSuffix(csvPath, ".csv") + ".tuning.md"
+}
+
+// WriteMarkdown writes the reports as markdown tables: per (model, endpoint) the search's
+// cost, the best per objective against the default, every knob effect with its interval, and
+// every configuration with its fate.
+func WriteMarkdown(w io.Writer, reports []Report) {
+	for _, r := range reports {
+		fmt.Fprintf(w, "## %s on %s (%s, %s)\n\n", r.Model, r.Endpoint, r.GPULabel, r.Stack)
+		fmt.Fprintf(w, "Search: %s (%s).\n\n", r.Search, r.Summary)
+		fmt.Fprintf(w, "| objective | best configuration | median | default | ratio | p |\n|---|---|---:|---:|---:|---:|\n")
+		for _, b := range r.Best {
+			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.3f | %.4f |\n", b.Objective, SettingsText(b.Settings), b.Median, b.BaselineMedian, b.Ratio, b.P)
+		}
+		fmt.Fprintf(w, "\n| objective | knob | from → to | ratio | 95%% CI | pairs | |\n|---|---|---|---:|---|---:|---|\n")
+		for _, e := range r.Effects {
+			mark := "~"
+			if e.Significant {
+				mark = "significant"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s → %s | %.3f | %.3f–%.3f | %d | %s |\n", e.Objective, e.Knob, e.Reference, e.Value, e.Ratio, e.Low, e.High, e.Pairs, mark)
+		}
+		fmt.Fprintf(w, "\n| configuration | rounds | median tok/s | fate |\n|---|---:|---:|---|\n")
+		for _, c := range r.Configs {
+			fate := "survived"
+			switch {
+			case c.Error != "":
+				fate = "failed: " + c.Error
+			case c.Invalid != "":
+				fate = "invalid: " + c.Invalid
+			case c.PrunedRound > 0:
+				fate = fmt.Sprintf("pruned after round %d (%.3fx of the leader, p=%.4f)", c.PrunedRound, c.PrunedRatio, c.PrunedP)
+			}
+			fmt.Fprintf(w, "| %s | %d | %.2f | %s |\n", SettingsText(c.Settings), c.Rounds, c.Median, strings.ReplaceAll(fate, "|", "/"))
+		}
+		for _, l := range r.Limitations {
+			fmt.Fprintf(w, "\n- %s", l)
+		}
+		fmt.Fprint(w, "\n\n")
+	}
+}
