@@ -407,7 +407,8 @@ EOF
   # outside still leaves them), and past the deadline it gets SIGINT (it then records the attempt
   # as canceled, stops its test daemon and exits).
   console="$OUT_DIR/fuze-$m.console.txt"
-  (cd "$root" && exec "$FUZE" stack "@$envf" ollama) >"$console" 2>&1 &
+  # EXTRA_ENV: an env file layered over the run's (e.g. results/gpu/tune-llama-8b.env).
+  (cd "$root" && exec "$FUZE" stack "@$envf" ${EXTRA_ENV:+"@$EXTRA_ENV"} ollama) >"$console" 2>&1 &
   fpid=$!
   tail -n +1 -f --pid="$fpid" "$console" &
   tpid=$!
@@ -417,6 +418,7 @@ EOF
     [[ -n "$csv" ]] || return 0
     cp "$csv" "$OUT_DIR/ollama_$m.csv"
     [[ -f "${csv%.csv}.jsonl" ]] && cp "${csv%.csv}.jsonl" "$OUT_DIR/ollama_$m.jsonl"
+    [[ -f "${csv%.csv}.tuning.json" ]] && cp "${csv%.csv}.tuning.json" "$OUT_DIR/ollama_$m.tuning.json"
     return 0
   }
   interrupted=0

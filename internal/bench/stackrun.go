@@ -88,13 +88,14 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	return w.CSVPath(), runErr
 }
 
-// sweepPolicy reads EXHAUSTIVE, ZERO_TOKPS_BREAK, NO_IMPROVE_LIMIT and BENCH_REPEAT.
+// sweepPolicy reads EXHAUSTIVE, ZERO_TOKPS_BREAK, NO_IMPROVE_LIMIT, TUNE_ROUNDS and BENCH_REPEAT.
 func sweepPolicy(cfg *knobs.Config) (sweep.Policy, int, error) {
 	exhaustive, err1 := cfg.Bool01("EXHAUSTIVE")
 	zeroBreak, err2 := cfg.Int("ZERO_TOKPS_BREAK")
 	noImprove, err3 := cfg.Int("NO_IMPROVE_LIMIT")
 	repeat, err4 := cfg.Int("BENCH_REPEAT")
-	for _, err := range []error{err1, err2, err3, err4} {
+	rounds, err5 := cfg.Int("TUNE_ROUNDS")
+	for _, err := range []error{err1, err2, err3, err4, err5} {
 		if err != nil {
 			return sweep.Policy{}, 0, knobs.Invalid(err)
 		}
@@ -102,7 +103,7 @@ func sweepPolicy(cfg *knobs.Config) (sweep.Policy, int, error) {
 	if repeat < 1 {
 		return sweep.Policy{}, 0, knobs.Invalid(fmt.Errorf("BENCH_REPEAT=%q (from %s): want an integer ≥ 1", cfg.Get("BENCH_REPEAT"), cfg.Source("BENCH_REPEAT")))
 	}
-	return sweep.Policy{Exhaustive: exhaustive, ZeroBreak: zeroBreak, NoImproveLimit: noImprove}, repeat, nil
+	return sweep.Policy{Exhaustive: exhaustive, ZeroBreak: zeroBreak, NoImproveLimit: noImprove, TuneRounds: rounds}, repeat, nil
 }
 
 // printOutcomes prints baseline vs best per (model, endpoint), aligned. The spread is the

@@ -40,6 +40,7 @@ func benchRoot(t *testing.T, srv *ollamatest.Server) (root, logDir string) {
 	t.Setenv("OLLAMA_BIN", ollamatest.Binary(t))
 	t.Setenv("LOG_DIR", logDir)
 	t.Setenv("BENCH_REPEAT", "1")
+	t.Setenv("CPU_TUNE", "0") // these tests are about the seed's offload sweep
 	return root, logDir
 }
 

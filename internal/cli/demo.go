@@ -36,8 +36,10 @@ func newDemoCommand(s streams) *cobra.Command {
 		Long: `demo runs the Ollama benchmark for real on this machine: it writes a synthetic
 model (the small preset), starts an isolated persistent Ollama daemon on a free port with its own model store,
 renders the explore env template for the model, runs ` + "`fuze stack @env ollama`" + ` against it
-(fuze starts and stops its own test daemon), prints where the CSV is and a table of
-baseline vs best tokens/sec, and stops every process it started.`,
+(fuze starts and stops its own test daemon), tunes what matters on a CPU (num_thread,
+num_batch, KV-cache type), prints each knob's effect with its confidence interval (or says
+that none was significant), where the CSV is and a table of baseline vs best tokens/sec, and
+stops every process it started.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), s, f) },
 	}
@@ -114,7 +116,8 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 		return err
 	}
 	// The demo's own settings sit above the rendered profile: where its daemon is, and a
-	// short sweep that fits a CPU.
+	// short search that fits a CPU: on a CPU endpoint the Ollama planner tunes num_thread,
+	// num_batch and the KV-cache type (CPU_TUNE), pruning significant losers (EXHAUSTIVE=0).
 	overrides := map[string]string{
 		"PERSISTENT_PORT":   strconv.Itoa(port),
 		"TEST_PORT_A":       strconv.Itoa(testPort),
@@ -123,7 +126,9 @@ func runDemo(ctx context.Context, s streams, f demoFlags) error {
 		"LOG_DIR":           logDir,
 		"BENCH_NUM_PREDICT": "32",
 		"BENCH_NUM_CTX":     "1024",
-		"NG_PERCENT_SET":    "100 50 10",
+		"CPU_TUNE":          "1",
+		"EXHAUSTIVE":        "0",
+		"TUNE_ROUNDS":       "3",
 		"TIMEOUT_GEN":       "120",
 		"DEBUG_BENCH":       "0",
 		"PUBLISH_BEST":      "0",

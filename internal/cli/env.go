@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/naming"
+	"github.com/fuze-ai/fuze/internal/tune"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +31,7 @@ func newEnvCommand(s streams) *cobra.Command {
 type envGenerateFlags struct {
 	mode, include, host string
 	template, dest      string // one template into one directory, instead of --mode's
+	tuned               string // a run's <run>.tuning.json to write into the profiles
 	modeSet             bool
 	overwrite, dryRun   bool
 }
@@ -42,7 +45,9 @@ func newEnvGenerateCommand(s streams) *cobra.Command {
 one env file per model into factory/LLM/refinery/stack/env/<mode>/ from the mode's template,
 with __MODEL_TAG__ replaced by the tag (regex metacharacters escaped). Existing files are kept
 unless --overwrite. --template FILE --dest DIR (the original generator's pair, given together)
-render one template into one directory instead of --mode's.`,
+render one template into one directory instead of --mode's. --tuned RUN.tuning.json then writes
+each tuned model's best configuration (by decode rate) into its profiles as one-value tuning
+sets, in a block at the end that a later --tuned replaces.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.modeSet = cmd.Flags().Changed("mode")
@@ -56,6 +61,7 @@ render one template into one directory instead of --mode's.`,
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "print what would be written")
 	cmd.Flags().StringVar(&f.template, "template", "", "render this template file (with --dest; instead of --mode's)")
 	cmd.Flags().StringVar(&f.dest, "dest", "", "write the env files into this directory (with --template)")
+	cmd.Flags().StringVar(&f.tuned, "tuned", "", "a run's <run>.tuning.json: write its best settings into the matching profiles")
 	return cmd
 }
 
@@ -96,13 +102,43 @@ func runEnvGenerate(ctx context.Context, s streams, f envGenerateFlags) error {
 	if err != nil {
 		return err
 	}
+	dirs := []string{f.dest}
 	if custom {
-		_, err := profile.Generate(s.out, tags, profile.GenerateOptions{
+		_, err = profile.Generate(s.out, tags, profile.GenerateOptions{
 			Template: f.template, Dest: f.dest, Include: include, Overwrite: f.overwrite, DryRun: f.dryRun,
 		})
+	} else {
+		layout := profile.Layout{Root: repoRoot()}
+		err = generateProfiles(s, layout, modes, tags, include, f.overwrite, f.dryRun)
+		dirs = dirs[:0]
+		for _, m := range modes {
+			dirs = append(dirs, layout.ModeDir(m))
+		}
+	}
+	if err != nil || f.tuned == "" {
 		return err
 	}
-	return generateProfiles(s, profile.Layout{Root: repoRoot()}, modes, tags, include, f.overwrite, f.dryRun)
+	return applyTuned(s, f.tuned, dirs, f.dryRun)
+}
+
+// applyTuned writes a tuning report's bests (by decode rate) into the profiles under dirs.
+func applyTuned(s streams, path string, dirs []string, dryRun bool) error {
+	reports, err := tune.ReadReports(path)
+	if err != nil {
+		return err
+	}
+	var tuned []profile.Tuned
+	for _, r := range reports {
+		if b := r.BestDecode(); b != nil {
+			tuned = append(tuned, profile.Tuned{Model: r.Model, Stack: r.Stack, Settings: b.Settings, Source: filepath.Base(path)})
+		}
+	}
+	for _, d := range dirs {
+		if _, err := profile.ApplyTuned(s.out, d, tuned, dryRun); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func generateProfiles(s streams, layout profile.Layout, modes, tags []string, include *regexp.Regexp, overwrite, dryRun bool) error {

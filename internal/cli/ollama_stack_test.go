@@ -116,7 +116,8 @@ func TestOllamaStackBenchmarkRealServer(t *testing.T) {
 	be := writeBenchEnv(t, srv, `EXHAUSTIVE=1
 NG_PERCENT_SET="100 50 10"
 ZERO_TOKPS_BREAK=3
-NO_IMPROVE_LIMIT=0`)
+NO_IMPROVE_LIMIT=0
+CPU_TUNE=0`)
 	code, stdout, stderr := runFuze(t, context.Background(), "stack", "@"+be.envFile, "ollama")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)

@@ -19,6 +19,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/stack"
 	"github.com/fuze-ai/fuze/internal/stats"
 	"github.com/fuze-ai/fuze/internal/sweep"
+	"github.com/fuze-ai/fuze/internal/tune"
 )
 
 // Outcome is the result for one (target, endpoint).
@@ -54,6 +55,9 @@ type Engine struct {
 	// Sampler, when set, measures the endpoint's hardware around every timed request
 	// (telemetry.Hub): the sample carries the window's energy, power, clocks and memory.
 	Sampler Sampler
+
+	// tunings are the tuning reports of this run so far (tune.go), rewritten as one file.
+	tunings []tune.Report
 }
 
 // attempts numbers requests across every engine of the process, so that no two requests of a
@@ -104,6 +108,9 @@ func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) 
 	if err != nil {
 		e.emit(NoCandidates{Stack: e.Driver.Name(), Endpoint: ep, Target: t, Err: err})
 		return o, nil
+	}
+	if knobNames := TunedKnobs(cands); len(knobNames) > 0 {
+		return e.runTune(ctx, t, ep, o, cands, knobNames) // tune.go
 	}
 	var writeErr error
 	samples := make([]*measure.Sample, len(cands))
@@ -178,7 +185,7 @@ func (e *Engine) measureRepeated(ctx context.Context, ep stack.Endpoint, t stack
 	prep, prepErr := e.Driver.Prepare(ctx, ep, t, c)
 	n := max(e.Repeat, 1)
 	var ok []*measure.Sample
-	var rates []float64
+	var rates, ttfts, joules []float64
 	var failed *measure.Sample
 	for i := 0; i < n; i++ {
 		s := e.attempt(ctx, ep, t, c, prep, prepErr)
@@ -192,7 +199,12 @@ func (e *Engine) measureRepeated(ctx context.Context, ep stack.Endpoint, t stack
 			continue
 		}
 		ok = append(ok, s)
-		rates = append(rates, measure.Derive(s).DecodeTPS)
+		m := measure.Derive(s)
+		rates = append(rates, m.DecodeTPS)
+		ttfts = append(ttfts, float64(m.TTFT)/1e6)
+		if m.JoulesPerToken != nil {
+			joules = append(joules, *m.JoulesPerToken)
+		}
 	}
 	if failed != nil {
 		if len(ok) > 0 {
@@ -207,7 +219,10 @@ func (e *Engine) measureRepeated(ctx context.Context, ep stack.Endpoint, t stack
 	}
 	sort.SliceStable(order, func(i, j int) bool { return rates[order[i]] < rates[order[j]] })
 	median := ok[order[(len(ok)-1)/2]] // a request whose rate is the (lower) median
-	median.RepeatTPS = rates
+	median.RepeatTPS, median.RepeatTTFTms = rates, ttfts
+	if len(joules) == len(ok) {
+		median.RepeatJPerToken = joules
+	}
 	return median
 }
 

@@ -137,6 +137,8 @@ func TextReporter(w io.Writer) Reporter {
 			}
 		case NoneWorked:
 			fmt.Fprintf(w, "!  No optimized configuration worked for %s on %s\n", ev.Target.Model, ev.Endpoint.Addr)
+		default:
+			tuneText(w, ev)
 		}
 	})
 }
@@ -201,6 +203,9 @@ func JSONReporter(w io.Writer) Reporter {
 	enc := json.NewEncoder(w)
 	return ReporterFunc(func(ev Event) {
 		line := map[string]any{"event": ev.Kind()}
+		if tl := tuneJSON(ev); tl != nil {
+			line = tl
+		}
 		switch ev := ev.(type) {
 		case NoTargets:
 			line["stack"] = ev.Stack

@@ -54,6 +54,10 @@ type Sample struct {
 	// Repeats: decode tokens/sec of every measured request of this configuration when it was
 	// measured several times (BENCH_REPEAT); this sample is the median one.
 	RepeatTPS []float64 `json:"repeat_tps,omitempty"`
+	// RepeatTTFTms and RepeatJPerToken are the same repeats' times to first token (ms) and
+	// joules per output token (absent without telemetry): the tuning search's other objectives.
+	RepeatTTFTms    []float64 `json:"repeat_ttft_ms,omitempty"`
+	RepeatJPerToken []float64 `json:"repeat_joules_per_token,omitempty"`
 
 	// Roofline: decode reads every weight once per token, so a GPU cannot decode faster than
 	// its memory bandwidth over the model's weight bytes. Zero when unknown (CPU, GPU not in

@@ -4,6 +4,8 @@
 package naming
 
 import (
+	"fmt"
+	"hash/fnv"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,7 +18,7 @@ var (
 	itToken = regexp.MustCompile(`-it(-|$)`)
 	// Our own baked variants: <alias>-<gpu label>-ng<N>[:tag]. They are never benchmarked as
 	// base models nor turned into env files.
-	variantName = regexp.MustCompile(`-(nvidia-[a-z0-9-]+|cpu)-ng[0-9]+(:|$)`)
+	variantName = regexp.MustCompile(`-(nvidia-[a-z0-9-]+|cpu)-(ng[0-9]+|tuned-[0-9a-f]{8})(:|$)`)
 )
 
 // Alias is the one alias function: ALIAS_PREFIX + compacted tag + ALIAS_SUFFIX.
@@ -44,6 +46,15 @@ func IsVariant(name string) bool { return variantName.MatchString(name) }
 // VariantName is the tag baked for num_gpu ng of a model on a GPU label.
 func VariantName(alias, gpuLabel string, ng int) string {
 	return alias + "-" + gpuLabel + "-ng" + strconv.Itoa(ng)
+}
+
+// TunedVariantName is the tag baked for a tuned set of PARAMETERs (num_gpu, num_batch,
+// num_thread, num_ctx) of a model on a GPU label: a short hash of params names the set, so
+// two sets never share a tag and the same set always gets the same one.
+func TunedVariantName(alias, gpuLabel, params string) string {
+	h := fnv.New32a()
+	h.Write([]byte(params))
+	return fmt.Sprintf("%s-%s-tuned-%08x", alias, gpuLabel, h.Sum32())
 }
 
 // Labels of the CSV variant_label column.

@@ -3,13 +3,15 @@ package report
 import (
 	"errors"
 	"fmt"
-	"github.com/fuze-ai/fuze/internal/naming"
 	"io"
 	"io/fs"
 	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/fuze-ai/fuze/internal/naming"
+	"github.com/fuze-ai/fuze/internal/tune"
 
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
@@ -21,6 +23,8 @@ type Run struct {
 	Stack   string // canonical stack name
 	Rows    []results.Row
 	Records []results.Record // nil without a JSONL
+	// Tuning is the run's tuning search reports (<run>.tuning.json; nil without one).
+	Tuning []tune.Report
 }
 
 // LoadRun reads a run CSV and the JSONL of the same base name beside it, if present. stack
@@ -40,6 +44,9 @@ func LoadRun(csvPath, stackName string) (Run, []string, error) {
 		return run, warnings, err
 	}
 	run.Rows = rows
+	if run.Tuning, err = tune.ReportsOf(csvPath); err != nil {
+		warnings = append(warnings, fmt.Sprintf("%v; analysed without the tuning report", err))
+	}
 	jsonl := strings.TrimSuffix(csvPath, ".csv") + ".jsonl"
 	if jsonl != csvPath {
 		recs, w, err := results.ReadRunJSONL(jsonl)
@@ -162,6 +169,8 @@ type Analysis struct {
 	PerModel    []ModelResult    `json:"per_model"`
 	Outcomes    []OutcomeCount   `json:"outcomes"`
 	HasSamples  bool             `json:"has_samples"` // some run had a JSONL
+	// Tuning is every run's tuning search: best per objective, knob effects, cost.
+	Tuning []tune.Report `json:"tuning,omitempty"`
 }
 
 // Analyze builds the analysis of runs with the significance rule (results.Beats): per (stack,
@@ -174,6 +183,9 @@ type Analysis struct {
 // addresses.
 func Analyze(runs []Run, opts AnalyzeOptions) Analysis {
 	a := Analysis{TopN: opts.Top}
+	for _, r := range runs {
+		a.Tuning = append(a.Tuning, r.Tuning...)
+	}
 	if opts.Model != nil {
 		a.ModelRE = opts.Model.String()
 	}
@@ -428,6 +440,10 @@ func (a Analysis) WriteText(w io.Writer) error {
 		if err := t.write(w); err != nil {
 			return err
 		}
+	}
+	for _, r := range a.Tuning {
+		fmt.Fprintln(w)
+		r.WriteText(w)
 	}
 	return nil
 }

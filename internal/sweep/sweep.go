@@ -33,6 +33,9 @@ type Policy struct {
 	// NoImproveLimit stops an exhaustive sweep after this many consecutive candidates that did
 	// not significantly beat the best so far, once there is a best (0 disables the guard).
 	NoImproveLimit int
+	// TuneRounds is the tuning search's most measurements per candidate (TUNE_ROUNDS;
+	// internal/tune), used when the candidates vary more than the layer offload.
+	TuneRounds int
 }
 
 // Measurement is what the measure function of Run reports for one candidate.

@@ -102,6 +102,11 @@ func ConfigFromKnobs(cfg *knobs.Config, root, logDir, runTS string) (Config, err
 	}
 	c.DebugBench, err = cfg.Bool01("DEBUG_BENCH")
 	errs = append(errs, err)
+	tu, terrs := tuningFromKnobs(cfg)
+	c.Tune = tu
+	c.CPUTune, err = cfg.Bool01("CPU_TUNE")
+	errs = append(errs, err)
+	errs = append(errs, terrs...)
 	c.LogDir, c.RunTS = logDir, runTS
 	c.Environ = cfg.Environ()
 	return c, errors.Join(errs...)

@@ -71,6 +71,10 @@ type Config struct {
 	Environ        []string // environment of started servers (knobs applied)
 	// LookPath finds a binary on PATH; nil: exec.LookPath.
 	LookPath func(string) (string, error)
+	// Tune is the tuning sets (tune.go); a CPU endpoint without any uses cpuTuning.
+	Tune Tuning
+	// CPUTune (CPU_TUNE): a CPU endpoint tunes threads, batch and KV cache, not the offload.
+	CPUTune bool
 }
 
 // ReadyTimeoutFor is the default readiness deadline for a model of the given size: 2 minutes,
@@ -265,9 +269,21 @@ func (d *Driver) Candidates(_ context.Context, ep stack.Endpoint, t stack.Target
 	if len(d.cfg.NGL) == 0 {
 		return nil, errors.New("NGL_CANDIDATES is empty")
 	}
+	if ep.GPU == nil && d.cfg.CPUTune {
+		// --n-gpu-layers means nothing on a CPU: tune what moves a CPU's rate instead.
+		tu := d.cfg.Tune
+		if tu.empty() {
+			tu = cpuTuning(cores(), d.cfg.BatchSize)
+		}
+		fmt.Fprintf(d.log, "   CPU endpoint: --n-gpu-layers is not swept; tuning threads, batch and the KV cache instead\n")
+		return d.tuned([]stack.Candidate{d.candidate(stack.LabelOptimized, t.Alias+"-cpu", "default")}, tu), nil
+	}
 	var out []stack.Candidate
 	for _, n := range d.cfg.NGL {
 		out = append(out, d.candidate(stack.LabelOptimized, fmt.Sprintf("%s-%s-ngl%d", t.Alias, ep.GPULabel(), n), strconv.Itoa(n)))
+	}
+	if !d.cfg.Tune.empty() {
+		out = d.tuned(out, d.cfg.Tune)
 	}
 	return out, nil
 }
@@ -289,14 +305,14 @@ func (d *Driver) ServerArgs(ep stack.Endpoint, modelPath string, c stack.Candida
 	host, port, _ := net.SplitHostPort(ep.Addr)
 	slots, serving := parallelOf(c)
 	args := []string{"--model", modelPath, "--host", host, "--port", port,
-		"--ctx-size", strconv.Itoa(d.cfg.CtxSize * slots), "--batch-size", strconv.Itoa(d.cfg.BatchSize), "--parallel", strconv.Itoa(slots)}
+		"--ctx-size", strconv.Itoa(d.cfg.CtxSize * slots), "--batch-size", d.batchOf(c), "--parallel", strconv.Itoa(slots)}
 	if serving {
 		args = append(args, "--cont-batching") // serving.go
 	}
 	if n := nglArg(c); n != "" {
 		args = append(args, "--n-gpu-layers", n)
 	}
-	return args
+	return append(args, tuningArgs(c)...) // tune.go
 }
 
 // ServerEnv is the environment of a server on ep: the run's environment, pinned to the
@@ -325,7 +341,8 @@ var offloadLine = regexp.MustCompile(`offloaded (\d+)/(\d+) layers to GPU`)
 // when needed. Repeats of one candidate share its server; a failed start is not retried for
 // the same candidate.
 func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack.Candidate) *instance {
-	key := ep.Addr + "|" + m.Path + "|" + nglArg(c) + "|" + c.ParallelValue()
+	// Every server-level setting is on the command line: the arguments are the server's key.
+	key := ep.Addr + "|" + m.Path + "|" + strings.Join(d.ServerArgs(ep, m.Path, c), " ")
 	if d.cur != nil && d.cur.key == key {
 		if d.cur.failure == nil && d.cur.proc != nil && d.cur.proc.ExitError() != nil {
 			d.cur.failure = measure.Fail(measure.ErrExited, fmt.Errorf("%v (log: %s)", d.cur.proc.ExitError(), d.cur.logPath))

@@ -70,6 +70,11 @@ type Config struct {
 	// Systemd, when set, runs the test daemons as the seed's units ollama-test-a/-b.service
 	// (root on a systemd host); nil runs them as processes fuze supervises.
 	Systemd *server.Systemd
+	// Tune is the tuning sets beyond num_gpu (tune.go); a CPU endpoint without any uses
+	// cpuTuning.
+	Tune Tuning
+	// CPUTune (CPU_TUNE): a CPU endpoint tunes threads, batch and KV cache, not the offload.
+	CPUTune bool
 }
 
 // Driver implements stack.Driver for Ollama.
@@ -294,6 +299,16 @@ func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Targ
 			fmt.Fprintf(d.log, "   AUTO_NG (layers=%d) -> num_gpu: %s\n", layers, joinInts(ngs))
 		}
 	}
+	if ep.GPU == nil && d.cfg.CPUTune {
+		// num_gpu means nothing on a CPU: the base model at Ollama's own offload, tuned in
+		// what moves a CPU's rate (cpuTuning) unless the profile lists its own sets.
+		tu := d.cfg.Tune
+		if tu.empty() {
+			tu = cpuTuning(cores())
+		}
+		fmt.Fprintf(d.log, "   CPU endpoint: num_gpu is not swept; tuning num_thread, num_batch and the KV cache instead\n")
+		return d.tuned([]stack.Candidate{d.candidate(stack.LabelOptimized, t.Model, "default")}, tu), nil
+	}
 	var out []stack.Candidate
 	for _, ng := range ngs {
 		tag := t.Model
@@ -302,7 +317,19 @@ func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Targ
 		}
 		out = append(out, d.candidate(stack.LabelOptimized, tag, itoa(ng)))
 	}
+	if !d.cfg.Tune.empty() {
+		out = d.tuned(out, d.cfg.Tune)
+	}
 	return out, nil
+}
+
+// tuned is the product of offload candidates and tuning sets, the skipped combinations said.
+func (d *Driver) tuned(offload []stack.Candidate, tu Tuning) []stack.Candidate {
+	out, skipped := d.tunedCandidates(offload, tu)
+	for _, s := range skipped {
+		fmt.Fprintf(d.log, "   skipped: %s\n", s)
+	}
+	return out
 }
 
 // layerCount is the number of layers num_gpu counts: the repeating blocks from /api/show
@@ -341,14 +368,43 @@ func joinInts(ns []int) string {
 // Publish implements stack.Publisher (PUBLISH_BEST=1): bake the best num_gpu as a tag and
 // measure the tag itself.
 func (d *Driver) Publish(_ context.Context, ep stack.Endpoint, t stack.Target, best stack.Candidate) (stack.Candidate, bool) {
-	if !d.cfg.PublishBest || best.NumGPU == "" || best.NumGPU == "default" {
+	if !d.cfg.PublishBest {
 		return stack.Candidate{}, false
 	}
-	ng, err := strconv.Atoi(best.NumGPU)
-	if err != nil {
+	params := d.bakedParams(best)
+	if len(params) == 0 {
 		return stack.Candidate{}, false
 	}
-	return d.candidate(stack.LabelPublished, naming.VariantName(t.Alias, ep.GPULabel(), ng)+":latest", best.NumGPU), true
+	pub := best
+	pub.Label = stack.LabelPublished
+	if len(params) == 1 && params["num_gpu"] != nil {
+		pub.ModelTag = naming.VariantName(t.Alias, ep.GPULabel(), params["num_gpu"].(int)) + ":latest"
+	} else {
+		// A tuned variant carries every tuned request PARAMETER; its name says which set.
+		pub.ModelTag = naming.TunedVariantName(t.Alias, ep.GPULabel(), fmt.Sprint(params)) + ":latest"
+		env := strings.Join(serverEnv(best), " ")
+		if env == "" {
+			env = "(none: Ollama's defaults)"
+		}
+		fmt.Fprintf(d.log, "== publishing %s with PARAMETER %v; the daemon serving it needs: %s\n", pub.ModelTag, params, env)
+	}
+	return pub, true
+}
+
+// bakedParams are the PARAMETERs a published variant of c carries: num_gpu when it is a
+// number, and the tuned num_batch and num_thread, and num_ctx when it is not BENCH_NUM_CTX
+// (which every request sends anyway).
+func (d *Driver) bakedParams(c stack.Candidate) map[string]any {
+	params := map[string]any{}
+	if ng, err := strconv.Atoi(c.NumGPU); err == nil {
+		params["num_gpu"] = ng
+	}
+	for k, v := range requestOptions(c) {
+		if k != "num_ctx" || v != d.cfg.NumCtx {
+			params[k] = v
+		}
+	}
+	return params
 }
 
 // options are the runtime options of a request for candidate c.
@@ -359,9 +415,18 @@ func (d *Driver) options(c stack.Candidate, numPredict int) map[string]any {
 		"temperature": d.cfg.Temperature,
 		"seed":        42,
 	}
-	// Baked variants carry num_gpu in their parameters; runtime num_gpu is for the base tag.
+	// Baked variants carry num_gpu and the tuned options in their parameters; runtime options
+	// are for the base tag.
 	if ng, err := strconv.Atoi(c.NumGPU); err == nil && !isBaked(c) {
 		opts["num_gpu"] = ng
+	}
+	for k, v := range requestOptions(c) {
+		opts[k] = v
+	}
+	if isBaked(c) {
+		for k := range d.bakedParams(c) {
+			delete(opts, k)
+		}
 	}
 	return opts
 }
@@ -498,13 +563,13 @@ func (d *Driver) bake(ctx context.Context, t stack.Target, c stack.Candidate) er
 	if done { // repeats of one configuration bake it once
 		return nil
 	}
-	ng, err := strconv.Atoi(c.NumGPU)
-	if err != nil {
-		return fmt.Errorf("bake %s: num_gpu %q is not a number", name, c.NumGPU)
+	params := d.bakedParams(c)
+	if len(params) == 0 {
+		return fmt.Errorf("bake %s: num_gpu %q is not a number and no option is tuned", name, c.NumGPU)
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
 	defer cancel()
-	if err := d.persistent.Create(cctx, ollamaapi.CreateRequest{Model: name, From: t.Model, Parameters: map[string]any{"num_gpu": ng}}); err != nil {
+	if err := d.persistent.Create(cctx, ollamaapi.CreateRequest{Model: name, From: t.Model, Parameters: params}); err != nil {
 		return err
 	}
 	d.mu.Lock()

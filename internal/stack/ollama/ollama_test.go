@@ -3,7 +3,6 @@ package ollama_test
 import (
 	"bytes"
 	"context"
-	"github.com/fuze-ai/fuze/internal/naming"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/naming"
 
 	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/gpu"

@@ -92,6 +92,10 @@ func ConfigFromKnobs(cfg *knobs.Config, logDir, runTS string) (Config, error) {
 	errs = append(errs, err)
 	c.Exclude, err = cfg.Regexp("EXCLUDE_MODELS")
 	errs = append(errs, err)
+	tu, terrs := tuningFromKnobs(cfg)
+	c.Tune = tu
+	c.CPUTune = flag("CPU_TUNE")
+	errs = append(errs, terrs...)
 	if err := errors.Join(errs...); err != nil {
 		return c, knobs.Invalid(err)
 	}

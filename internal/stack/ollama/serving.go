@@ -72,19 +72,12 @@ func (d *Driver) environ(name string) string {
 	return v
 }
 
-// daemonEnvOf is the environment c's server-level settings give a daemon.
-func daemonEnvOf(c stack.Candidate) []string {
-	var env []string
-	for _, s := range c.Settings {
-		if s.Level == stack.ServerLevel && s.Name == NumParallel {
-			env = append(env, s.Name+"="+s.Value)
-		}
-	}
-	return env
-}
+// daemonEnvOf is the environment c's server-level settings give a daemon
+// (OLLAMA_NUM_PARALLEL, OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE).
+func daemonEnvOf(c stack.Candidate) []string { return serverEnv(c) }
 
 // ensureDaemonEnv restarts ep's test daemon when c needs another daemon environment
-// (OLLAMA_NUM_PARALLEL) than the one it runs with. A daemon fuze did not start (the persistent
+// (OLLAMA_NUM_PARALLEL, flash attention, KV cache type) than the one it runs with. A daemon fuze did not start (the persistent
 // one, SKIP_TEST_UNITS=1) cannot be restarted: a configuration that needs it is a failure.
 func (d *Driver) ensureDaemonEnv(ctx context.Context, ep stack.Endpoint, c stack.Candidate) error {
 	env := daemonEnvOf(c)

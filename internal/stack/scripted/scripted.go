@@ -38,6 +38,10 @@ type Driver struct {
 	Calls    []string // model tags sent, in order
 	Prepared []string // model tags prepared, in order
 	Closed   bool
+	// Starts counts the imaginary server's starts: a Prepare whose candidate's server-level
+	// settings differ from the previous Prepare's (the first one included).
+	Starts     int
+	lastServer *string
 }
 
 // Now is the driver's virtual clock (the engine times requests with it).
@@ -106,6 +110,10 @@ func (d *Driver) Prepare(_ context.Context, _ stack.Endpoint, _ stack.Target, c 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.Prepared = append(d.Prepared, c.ModelTag)
+	if key := c.ServerSettings(); d.lastServer == nil || *d.lastServer != key {
+		d.Starts++
+		d.lastServer = &key
+	}
 	return stack.Prepared{Settings: map[string]string{"prepared": "yes"}}, nil
 }
 

@@ -73,6 +73,9 @@ func FromKnobs(cfg *knobs.Config, logDir, runTS string) (Config, error) {
 	if cfg.IsSet("PROMPT") {
 		c.Prompt = cfg.Get("PROMPT")
 	}
+	tu, terrs := tuningFromKnobs(cfg)
+	c.Tune = tu
+	errs = append(errs, terrs...)
 	debug, err := cfg.Bool01("DEBUG_BENCH")
 	errs = append(errs, err)
 	c.DebugBench = debug

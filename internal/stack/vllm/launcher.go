@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fuze-ai/fuze/internal/stack"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/stack"
 )
 
 // APIServerModule is the module the Python form runs.
@@ -33,10 +34,11 @@ type Launcher struct {
 type ServeFlags struct {
 	Host        string
 	Port        int
-	DType       string  // --dtype
-	MaxModelLen int     // --max-model-len
-	GPUMemUtil  float64 // --gpu-memory-utilization
-	MaxNumSeqs  int     // --max-num-seqs (0: not passed, vLLM's default)
+	DType       string   // --dtype
+	MaxModelLen int      // --max-model-len
+	GPUMemUtil  float64  // --gpu-memory-utilization
+	MaxNumSeqs  int      // --max-num-seqs (0: not passed, vLLM's default)
+	Extra       []string // tuning flags (tune.go), appended as they are
 }
 
 // Args returns the arguments (after Path) that serve model with f.
@@ -57,7 +59,7 @@ func (l Launcher) Args(model string, f ServeFlags) []string {
 	if f.MaxNumSeqs > 0 {
 		args = append(args, "--max-num-seqs", strconv.Itoa(f.MaxNumSeqs))
 	}
-	return args
+	return append(args, f.Extra...)
 }
 
 // String describes the launcher: "vllm serve (VLLM_BIN=…)".

@@ -41,6 +41,7 @@ import (
 
 // Config is the driver's view of the knobs.
 type Config struct {
+	Tune        Tuning // tuning sets (tune.go)
 	Launcher    Launcher
 	PortA       int // PORT_A
 	PortB       int // PORT_B
@@ -89,7 +90,8 @@ type Driver struct {
 // vserver is a vLLM server fuze started for one model on one endpoint.
 type vserver struct {
 	model   string
-	seqs    int // --max-num-seqs (0: not passed)
+	seqs    int    // --max-num-seqs (0: not passed)
+	extra   string // the tuning flags (tune.go), joined
 	proc    *server.Process
 	logPath string
 	// failed is the outcome of a start that did not become ready; the (endpoint, model) is
@@ -193,12 +195,6 @@ func (d *Driver) Baseline(_ context.Context, _ stack.Endpoint, t stack.Target) (
 	}, nil
 }
 
-// Candidates implements stack.Driver: none (no offload to sweep; every other setting needs
-// a server restart and is not what this benchmark tunes).
-func (d *Driver) Candidates(context.Context, stack.Endpoint, stack.Target) ([]stack.Candidate, error) {
-	return nil, nil
-}
-
 // Server returns the process serving on an endpoint address, or nil.
 func (d *Driver) Server(addr string) *server.Process {
 	d.mu.Lock()
@@ -211,11 +207,11 @@ func (d *Driver) Server(addr string) *server.Process {
 
 // ensureServer returns the server for model on ep, starting it (and stopping the previous
 // model's) when needed. A failed start is remembered: the (endpoint, model) is not retried.
-func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model string, seqs int) (*vserver, error) {
+func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model string, seqs int, extra []string) (*vserver, error) {
 	d.mu.Lock()
 	cur := d.servers[ep.Addr]
 	d.mu.Unlock()
-	if cur != nil && cur.model == model && cur.seqs == seqs {
+	if cur != nil && cur.model == model && cur.seqs == seqs && cur.extra == strings.Join(extra, " ") {
 		if cur.failed != nil {
 			return nil, cur.failed
 		}
@@ -229,7 +225,7 @@ func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model stri
 		delete(d.servers, ep.Addr)
 		d.mu.Unlock()
 	}
-	srv, err := d.start(ctx, ep, model, seqs)
+	srv, err := d.start(ctx, ep, model, seqs, extra)
 	if err != nil {
 		// The process was stopped after the failure: only the error says whether it had
 		// exited on its own (server.ErrExited, with its last log lines).
@@ -238,7 +234,7 @@ func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model stri
 			return nil, failure // interrupted, not a property of the server: nothing to remember
 		}
 		if srv == nil {
-			srv = &vserver{model: model, seqs: seqs}
+			srv = &vserver{model: model, seqs: seqs, extra: strings.Join(extra, " ")}
 		}
 		srv.failed = failure
 		d.mu.Lock()
@@ -251,13 +247,13 @@ func (d *Driver) ensureServer(ctx context.Context, ep stack.Endpoint, model stri
 
 // start launches the server for model on ep and waits until it serves the model. On error
 // the process is stopped; the returned vserver (when not nil) keeps its log path.
-func (d *Driver) start(ctx context.Context, ep stack.Endpoint, model string, seqs int) (*vserver, error) {
+func (d *Driver) start(ctx context.Context, ep stack.Endpoint, model string, seqs int, extra []string) (*vserver, error) {
 	if err := server.CheckPortFree(ep.Addr); err != nil {
 		return nil, err
 	}
 	_, portStr, _ := net.SplitHostPort(ep.Addr)
 	port, _ := strconv.Atoi(portStr)
-	args := d.cfg.Launcher.Args(model, ServeFlags{Host: host, Port: port, DType: d.cfg.DType, MaxModelLen: d.cfg.MaxModelLen, GPUMemUtil: d.cfg.GPUMemUtil, MaxNumSeqs: seqs})
+	args := d.cfg.Launcher.Args(model, ServeFlags{Host: host, Port: port, DType: d.cfg.DType, MaxModelLen: d.cfg.MaxModelLen, GPUMemUtil: d.cfg.GPUMemUtil, MaxNumSeqs: seqs, Extra: extra})
 	cuda := "" // no GPU: keep vLLM off every GPU
 	if ep.GPU != nil {
 		cuda = ep.GPU.CUDAVisibleDevices()
@@ -277,7 +273,7 @@ func (d *Driver) start(ctx context.Context, ep stack.Endpoint, model string, seq
 	if err != nil {
 		return nil, err
 	}
-	srv := &vserver{model: model, seqs: seqs, proc: proc, logPath: logPath}
+	srv := &vserver{model: model, seqs: seqs, extra: strings.Join(extra, " "), proc: proc, logPath: logPath}
 	d.mu.Lock()
 	d.servers[ep.Addr] = srv
 	d.mu.Unlock()
@@ -367,7 +363,7 @@ func (d *Driver) Workload() stack.Workload {
 // Prepare implements stack.Server: make sure the model's server runs on the endpoint, then
 // send a warm-up request (not recorded).
 func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate) (stack.Prepared, error) {
-	srv, err := d.ensureServer(ctx, ep, c.ModelTag, maxNumSeqs(c))
+	srv, err := d.ensureServer(ctx, ep, c.ModelTag, maxNumSeqs(c), tuningArgs(c))
 	if err != nil {
 		return stack.Prepared{}, err
 	}

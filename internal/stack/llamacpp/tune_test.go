@@ -1,0 +1,62 @@
+package llamacpp
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/fuze-ai/fuze/internal/envfile"
+	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/knobs"
+	"github.com/fuze-ai/fuze/internal/stack"
+)
+
+func TestTunedCandidatesAndTheirCommandLines(t *testing.T) {
+	d := New(Config{CtxSize: 2048, BatchSize: 32, NumPredict: 8, NGL: []int{-1}, Tune: Tuning{
+		FlashAttn: []string{"off", "on"}, CacheType: []string{"f16", "q8_0"}, Batch: []int{2048}, UBatch: []int{512, 4096}, Threads: []int{8},
+	}}, io.Discard)
+	ep := stack.Endpoint{Addr: "127.0.0.1:9", GPU: &gpu.GPU{Label: "nvidia-h200"}}
+	cands, err := d.Candidates(context.Background(), ep, stack.Target{Model: "m", Alias: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// off×f16, on×f16, on×q8_0 (off×q8_0 skipped) × -ub 512 (4096 > -b 2048 skipped).
+	if len(cands) != 3 {
+		t.Fatalf("%d candidates, want 3", len(cands))
+	}
+	args := strings.Join(d.ServerArgs(ep, "/m.gguf", cands[2]), " ")
+	for _, want := range []string{"--batch-size 2048", "--n-gpu-layers 999", "--flash-attn on", "--cache-type-k q8_0 --cache-type-v q8_0", "--ubatch-size 512", "--threads 8"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	if cands[0].ServerSettings() == cands[2].ServerSettings() {
+		t.Error("different command lines share a server key")
+	}
+	d.cfg.CPUTune = true
+	cpu, _ := d.Candidates(context.Background(), stack.Endpoint{Addr: "127.0.0.1:9"}, stack.Target{Model: "m", Alias: "m"})
+	for _, c := range cpu {
+		if a := strings.Join(d.ServerArgs(stack.Endpoint{Addr: "127.0.0.1:9"}, "/m.gguf", c), " "); strings.Contains(a, "--n-gpu-layers") {
+			t.Errorf("CPU candidate offloads: %s", a)
+		}
+	}
+}
+
+// The GPU proof's env file must give at least 12 configurations on llama.cpp.
+func TestGPUTuningEnvGivesAtLeast12(t *testing.T) {
+	f, err := envfile.ParseFile("../../../results/gpu/tune-llama-8b.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := knobs.Resolve(nil, knobs.Layer{Name: "tune-llama-8b.env", Vars: f.Map()})
+	c, err := ConfigFromKnobs(cfg, "", t.TempDir(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(c, io.Discard)
+	cands, err := d.Candidates(context.Background(), stack.Endpoint{Addr: "127.0.0.1:9", GPU: &gpu.GPU{Label: "nvidia-h200"}}, stack.Target{Model: "m", Alias: "m"})
+	if err != nil || len(cands) < 12 {
+		t.Fatalf("%d configurations (%v), want ≥ 12", len(cands), err)
+	}
+}
