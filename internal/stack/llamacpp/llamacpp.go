@@ -96,6 +96,9 @@ type Driver struct {
 	cfg Config
 	log io.Writer
 	bin string // resolved binary
+	// faOnce/faValue: whether this binary's --flash-attn takes a value (tune.go).
+	faOnce  sync.Once
+	faValue bool
 
 	mu     sync.Mutex
 	models map[string]Model // by alias
@@ -312,7 +315,7 @@ func (d *Driver) ServerArgs(ep stack.Endpoint, modelPath string, c stack.Candida
 	if n := nglArg(c); n != "" {
 		args = append(args, "--n-gpu-layers", n)
 	}
-	return append(args, tuningArgs(c)...) // tune.go
+	return append(args, tuningArgs(c, d.FlashAttnTakesValue())...) // tune.go
 }
 
 // ServerEnv is the environment of a server on ep: the run's environment, pinned to the

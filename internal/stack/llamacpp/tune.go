@@ -1,10 +1,15 @@
 package llamacpp
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"os/exec"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fuze-ai/fuze/internal/knobs"
 	"github.com/fuze-ai/fuze/internal/stack"
@@ -157,12 +162,20 @@ func (d *Driver) tuned(offload []stack.Candidate, tu Tuning) []stack.Candidate {
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
-// tuningArgs are the command-line flags of c's tuning settings.
-func tuningArgs(c stack.Candidate) []string {
+// tuningArgs are the command-line flags of c's tuning settings. Flash attention is written the
+// way the binary takes it: "--flash-attn on|off|auto" since llama.cpp made it a value (mid
+// 2025), a bare "--flash-attn" (on) before that, when "off" and "auto" are the default and
+// write nothing.
+func tuningArgs(c stack.Candidate, flashAttnTakesValue bool) []string {
 	m := c.SettingsMap()
 	var args []string
 	if v := m[SetFlashAttn]; v != "" {
-		args = append(args, "--flash-attn", v)
+		switch {
+		case flashAttnTakesValue:
+			args = append(args, "--flash-attn", v)
+		case v == "on":
+			args = append(args, "--flash-attn")
+		}
 	}
 	if v := m[SetCacheType]; v != "" {
 		args = append(args, "--cache-type-k", v, "--cache-type-v", v)
@@ -197,3 +210,26 @@ func (d *Driver) ServerCommand(ep stack.Endpoint, t stack.Target, c stack.Candid
 }
 
 func cores() int { return runtime.NumCPU() }
+
+// flashAttnHelp matches the flash-attention line of `llama-server --help` when the flag takes a
+// value ("-fa,   --flash-attn [on|off|auto]"); a bare flag's line has no "on|off".
+var flashAttnHelp = regexp.MustCompile(`--flash-attn\s+\[?(FA|on\|off)`)
+
+// FlashAttnTakesValue reports whether llama-server's help shows --flash-attn taking a value.
+// It reads the help once per driver; a binary whose help cannot be read is taken to be current
+// (a value), the form its error message would then name.
+func (d *Driver) FlashAttnTakesValue() bool {
+	d.faOnce.Do(func() {
+		d.faValue = true
+		if d.bin == "" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		out, _ := exec.CommandContext(ctx, d.bin, "--help").CombinedOutput()
+		if bytes.Contains(out, []byte("--flash-attn")) {
+			d.faValue = flashAttnHelp.Match(out)
+		}
+	})
+	return d.faValue
+}
