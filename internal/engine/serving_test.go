@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/fuze-ai/fuze/internal/measure"
 	"math"
 	"os"
 	"runtime"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/measure"
 
 	"github.com/fuze-ai/fuze/internal/serving"
 	"github.com/fuze-ai/fuze/internal/stack"

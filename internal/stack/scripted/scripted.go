@@ -29,6 +29,15 @@ type Driver struct {
 	TimerFactor float64
 	// ShortBy makes every answer that many tokens shorter than asked (an early end).
 	ShortBy int
+	// Endpoints, when set, are what Setup returns (default: A on the CPU).
+	Endpoints []stack.Endpoint
+	// Parallel is what ParallelEndpoints answers: whether the engine may measure the
+	// endpoints at the same time.
+	Parallel bool
+	// OnSend, when set, is called at the start of every Send, outside the driver's lock: a
+	// test can block one endpoint until another has started, which proves they run at the
+	// same time without reading a clock.
+	OnSend func(ctx context.Context, ep stack.Endpoint)
 
 	// clock is the driver's virtual time: Send advances it by each token's decode time, and
 	// the engine reads it through Now, so rates are exact whatever the machine is doing.
@@ -72,8 +81,14 @@ func (d *Driver) Setup(context.Context, gpu.Selection) ([]stack.Endpoint, error)
 	if d.SetupError != nil {
 		return nil, d.SetupError
 	}
+	if d.Endpoints != nil {
+		return d.Endpoints, nil
+	}
 	return []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}}, nil
 }
+
+// ParallelEndpoints implements stack.ParallelEndpoints.
+func (d *Driver) ParallelEndpoints() bool { return d.Parallel }
 
 func (d *Driver) Close(context.Context) {
 	d.mu.Lock()
@@ -109,7 +124,10 @@ func (d *Driver) Prepare(_ context.Context, _ stack.Endpoint, _ stack.Target, c 
 	return stack.Prepared{Settings: map[string]string{"prepared": "yes"}}, nil
 }
 
-func (d *Driver) Send(_ context.Context, _ stack.Endpoint, _ stack.Target, c stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	if d.OnSend != nil {
+		d.OnSend(ctx, ep)
+	}
 	d.mu.Lock()
 	d.Calls = append(d.Calls, c.ModelTag)
 	q := d.Rates[c.ModelTag]
