@@ -90,7 +90,9 @@ func (e *Engine) Run(ctx context.Context) ([]Outcome, error) {
 	per := make([][]Outcome, n) // per endpoint, in target order
 	walls := make([]time.Duration, n)
 	errs := make([]error, n)
+	held := newHolds(e.Endpoints)
 	one := func(ctx context.Context, i int, t stack.Target) error {
+		e.releaseShared(ctx, held, i)
 		t0 := e.now()
 		o, err := e.runOne(ctx, t, e.Endpoints[i])
 		walls[i] += e.now().Sub(t0)
@@ -99,20 +101,31 @@ func (e *Engine) Run(ctx context.Context) ([]Outcome, error) {
 	}
 	parallel := e.parallel()
 	if parallel {
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		var wg sync.WaitGroup
-		for i := range e.Endpoints {
-			wg.Go(func() {
-				for _, t := range targets {
-					if errs[i] = one(wctx, i, t); errs[i] != nil {
-						cancel() // the other endpoints stop too: the run ends with this error
-						return
+		// Endpoints that share a GPU (A+B with A or B) never run at the same time: they
+		// would measure each other. Each phase runs endpoints on disjoint GPUs, one worker
+		// each; the next phase starts when they are all done.
+	phases:
+		for _, phase := range gpuPhases(e.Endpoints) {
+			wctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			for _, i := range phase {
+				wg.Go(func() {
+					for _, t := range targets {
+						if errs[i] = one(wctx, i, t); errs[i] != nil {
+							cancel() // the other endpoints stop too: the run ends with this error
+							return
+						}
 					}
+				})
+			}
+			wg.Wait()
+			cancel()
+			for _, i := range phase {
+				if errs[i] != nil {
+					break phases
 				}
-			})
+			}
 		}
-		wg.Wait()
 	} else {
 	sequential:
 		for _, t := range targets {
@@ -135,6 +148,104 @@ func (e *Engine) Run(ctx context.Context) ([]Outcome, error) {
 func (e *Engine) parallel() bool {
 	p, ok := e.Driver.(stack.ParallelEndpoints)
 	return e.Parallel && len(e.Endpoints) > 1 && ok && p.ParallelEndpoints()
+}
+
+// gpuPhases groups endpoint indexes, in order, into phases whose endpoints use disjoint GPUs
+// (the CPU counts as one device): A and B share a phase, A+B gets one of its own.
+func gpuPhases(eps []stack.Endpoint) [][]int {
+	var phases [][]int
+	var used []map[string]bool
+	for i, ep := range eps {
+		devs := devices(ep)
+		placed := false
+		for p := range phases {
+			if !overlaps(used[p], devs) {
+				phases[p] = append(phases[p], i)
+				for _, d := range devs {
+					used[p][d] = true
+				}
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			m := map[string]bool{}
+			for _, d := range devs {
+				m[d] = true
+			}
+			phases, used = append(phases, []int{i}), append(used, m)
+		}
+	}
+	return phases
+}
+
+// devices names what an endpoint's server occupies: its GPUs' UUIDs, or "cpu".
+func devices(ep stack.Endpoint) []string {
+	gs := ep.GPUs()
+	if len(gs) == 0 {
+		return []string{"cpu"}
+	}
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g.UUID
+	}
+	return out
+}
+
+func overlaps(used map[string]bool, devs []string) bool {
+	for _, d := range devs {
+		if used[d] {
+			return true
+		}
+	}
+	return false
+}
+
+// holds remembers which endpoints' servers may still hold GPU memory (they ran since they
+// were last released).
+type holds struct {
+	mu   sync.Mutex
+	held []bool
+	devs [][]string
+}
+
+func newHolds(eps []stack.Endpoint) *holds {
+	h := &holds{held: make([]bool, len(eps))}
+	for _, ep := range eps {
+		h.devs = append(h.devs, devices(ep))
+	}
+	return h
+}
+
+// releaseShared asks the driver (stack.Releaser) to free what other endpoints sharing a GPU
+// with endpoint i still hold, before i runs: a model the B daemon keeps loaded would
+// otherwise take memory the A+B server counts on, and the other way round.
+func (e *Engine) releaseShared(ctx context.Context, h *holds, i int) {
+	r, ok := e.Driver.(stack.Releaser)
+	h.mu.Lock()
+	var release []int
+	for j := range h.held {
+		if j != i && h.held[j] && overlaps(setOf(h.devs[i]), h.devs[j]) {
+			release = append(release, j)
+			h.held[j] = false
+		}
+	}
+	h.held[i] = true
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	for _, j := range release {
+		r.Release(context.WithoutCancel(ctx), e.Endpoints[j])
+	}
+}
+
+func setOf(devs []string) map[string]bool {
+	m := make(map[string]bool, len(devs))
+	for _, d := range devs {
+		m[d] = true
+	}
+	return m
 }
 
 // mergeOutcomes orders the workers' outcomes as a sequential run does: target by target,

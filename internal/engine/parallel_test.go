@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -230,5 +232,52 @@ func TestSplitEndpointRowAndRoofline(t *testing.T) {
 	}
 	if !strings.Contains(log, "✔ [A+B] base-as-is") {
 		t.Fatalf("console:\n%s", log)
+	}
+}
+
+// A split endpoint shares its GPUs with A and B: it runs after them, never beside them, and
+// what A and B still hold is released before it starts (and its own before they run again).
+func TestSplitEndpointNeverRunsBesideItsGPUs(t *testing.T) {
+	for _, parallel := range []bool{true, false} {
+		t.Run(fmt.Sprint("parallel=", parallel), func(t *testing.T) {
+			eps := append(twoEndpoints(), stack.Endpoint{Suffix: "A+B", Addr: "127.0.0.1:3", Unit: "proc", GPU: gpuA, Split: []*gpu.GPU{gpuA, gpuB}})
+			var mu sync.Mutex
+			var sends []string
+			d := &scripted.Driver{
+				Models: []stack.Target{{Model: "m:1", Alias: "m-1"}, {Model: "m:2", Alias: "m-2"}},
+				Rates:  steadyRates(60), Endpoints: eps, Parallel: true,
+				OnSend: func(_ context.Context, ep stack.Endpoint) {
+					mu.Lock()
+					sends = append(sends, ep.Suffix)
+					mu.Unlock()
+				},
+			}
+			_, out, rows, _, err := runTwo(t, d, parallel)
+			if err != nil || len(out) != 6 || len(rows) != 18 {
+				t.Fatalf("err %v, %d outcomes, %d rows", err, len(out), len(rows))
+			}
+			var got []string
+			for _, o := range out {
+				got = append(got, o.Target.Model+"@"+o.Endpoint.Suffix)
+			}
+			if want := "m:1@A m:1@B m:1@A+B m:2@A m:2@B m:2@A+B"; strings.Join(got, " ") != want {
+				t.Fatalf("outcomes %s", strings.Join(got, " "))
+			}
+			if parallel {
+				// Every request of A and B before the first of A+B.
+				firstSplit := slices.Index(sends, "A+B")
+				if firstSplit < 0 || slices.Contains(sends[firstSplit:], "A") || slices.Contains(sends[firstSplit:], "B") {
+					t.Fatalf("A+B beside A or B: %v", sends)
+				}
+			}
+			released := strings.Join(d.Released, " ")
+			want := "A B" // parallel: A and B are done with both models before A+B starts
+			if !parallel {
+				want = "A B A+B A B" // m:1 on A, B, A+B; m:2 on A (A+B released), B, A+B (A, B released)
+			}
+			if released != want && !(parallel && released == "B A") {
+				t.Fatalf("released %q, want %q", released, want)
+			}
+		})
 	}
 }

@@ -264,6 +264,15 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 // Unavailable marks err as the stack being unavailable here.
 func Unavailable(err error) error { return &UnavailableError{Err: err} }
 
+// Releaser is implemented by drivers whose servers keep GPU memory between configurations
+// (a model kept loaded, a server left running): the engine calls Release for an endpoint
+// before another endpoint that shares one of its GPUs runs (A or B before A+B, A+B before A
+// or B), so that each measures with the memory it would have alone. The endpoint's next
+// Prepare brings its server back.
+type Releaser interface {
+	Release(ctx context.Context, ep Endpoint)
+}
+
 // Publisher is implemented by drivers that can publish the best configuration as a model of
 // its own (Ollama's PUBLISH_BEST); the engine measures what they publish as a "published" row.
 type Publisher interface {

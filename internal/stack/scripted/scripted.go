@@ -46,6 +46,7 @@ type Driver struct {
 	mu       sync.Mutex
 	Calls    []string // model tags sent, in order
 	Prepared []string // model tags prepared, in order
+	Released []string // endpoint suffixes released (stack.Releaser), in order
 	Closed   bool
 }
 
@@ -85,6 +86,13 @@ func (d *Driver) Setup(context.Context, gpu.Selection) ([]stack.Endpoint, error)
 		return d.Endpoints, nil
 	}
 	return []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}}, nil
+}
+
+// Release implements stack.Releaser: it records the endpoint.
+func (d *Driver) Release(_ context.Context, ep stack.Endpoint) {
+	d.mu.Lock()
+	d.Released = append(d.Released, ep.Suffix)
+	d.mu.Unlock()
 }
 
 // ParallelEndpoints implements stack.ParallelEndpoints.
