@@ -37,6 +37,9 @@ type ServeFlags struct {
 	MaxModelLen int     // --max-model-len
 	GPUMemUtil  float64 // --gpu-memory-utilization
 	MaxNumSeqs  int     // --max-num-seqs (0: not passed, vLLM's default)
+	// TensorParallel is --tensor-parallel-size: the GPUs one model is split over (0 or 1:
+	// not passed, one GPU).
+	TensorParallel int
 }
 
 // Args returns the arguments (after Path) that serve model with f.
@@ -56,6 +59,9 @@ func (l Launcher) Args(model string, f ServeFlags) []string {
 	)
 	if f.MaxNumSeqs > 0 {
 		args = append(args, "--max-num-seqs", strconv.Itoa(f.MaxNumSeqs))
+	}
+	if f.TensorParallel > 1 {
+		args = append(args, "--tensor-parallel-size", strconv.Itoa(f.TensorParallel))
 	}
 	return args
 }
