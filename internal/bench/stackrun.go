@@ -35,7 +35,7 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", progressMode, cfg.Source("PROGRESS")))
 	}
 	var report engine.Reporter
-	var sweepProgress *progress.Sweep
+	var sweepProgress *endpointSweeps
 	if progressMode == "json" {
 		report = engine.JSONReporter(log)
 	} else {
@@ -43,10 +43,11 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 		// to load; a bar on a terminal, one plain line per step otherwise (or with NO_COLOR).
 		con := progress.New(log, nil)
 		log = con.Writer()
-		sweepProgress = con.Sweep()
+		first := con.Sweep()
+		sweepProgress = newEndpointSweeps(con, first)
 		defer sweepProgress.Close()
 		report = engine.Reporters(engine.TextReporter(log), sweepProgress)
-		ctx = server.WithWaitProgress(ctx, sweepProgress.Wait)
+		ctx = server.WithWaitProgress(ctx, first.Wait)
 	}
 	policy, repeat, err := sweepPolicy(cfg)
 	if err != nil {

@@ -31,6 +31,9 @@ type Driver struct {
 	ShortBy int
 	// Endpoints, when set, are what Setup returns (default: A on the CPU).
 	Endpoints []stack.Endpoint
+	// FromSelection makes Setup build the endpoints from the GPU selection as the real
+	// drivers do: A, B when selected, A+B with SPLIT_ENDPOINTS.
+	FromSelection bool
 	// Parallel is what ParallelEndpoints answers: whether the engine may measure the
 	// endpoints at the same time.
 	Parallel bool
@@ -78,9 +81,18 @@ func (d *Driver) Workload() stack.Workload {
 	return stack.Workload{Prompt: "scripted prompt", MaxTokens: 10, RunTS: "20250101_000000"}
 }
 
-func (d *Driver) Setup(context.Context, gpu.Selection) ([]stack.Endpoint, error) {
+func (d *Driver) Setup(_ context.Context, sel gpu.Selection) ([]stack.Endpoint, error) {
 	if d.SetupError != nil {
 		return nil, d.SetupError
+	}
+	if d.FromSelection {
+		d.Endpoints = []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc", GPU: sel.A}}
+		if sel.B != nil {
+			d.Endpoints = append(d.Endpoints, stack.Endpoint{Suffix: "B", Addr: "127.0.0.1:2", Unit: "proc", GPU: sel.B})
+		}
+		if ep, ok := stack.SplitEndpoint(sel, "127.0.0.1:3"); ok {
+			d.Endpoints = append(d.Endpoints, ep)
+		}
 	}
 	if d.Endpoints != nil {
 		return d.Endpoints, nil
