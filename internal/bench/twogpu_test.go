@@ -63,6 +63,9 @@ func TestRunStackTwoGPUsAndSplit(t *testing.T) {
 			}
 			labels := map[string]string{}
 			for _, r := range rows {
+				if r.TokensPerSec != 20 {
+					t.Errorf("row %+v: the scripted rate is 20", r)
+				}
 				labels[r.Suffix] = r.GPULabel + " " + r.GPUUUID
 			}
 			if labels["A+B"] != "nvidia-h200+nvidia-h200 GPU-aaaaaaaa-0000-0000-0000-000000000000+GPU-bbbbbbbb-0000-0000-0000-000000000000" ||

@@ -46,6 +46,9 @@ type Driver struct {
 	// the engine reads it through Now, so rates are exact whatever the machine is doing.
 	clock time.Time
 
+	// sendMu makes requests take turns on the virtual clock: endpoints measured in parallel
+	// would otherwise advance it for each other, and every rate would be wrong.
+	sendMu   sync.Mutex
 	mu       sync.Mutex
 	Calls    []string // model tags sent, in order
 	Prepared []string // model tags prepared, in order
@@ -148,6 +151,8 @@ func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c 
 	if d.OnSend != nil {
 		d.OnSend(ctx, ep)
 	}
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
 	d.mu.Lock()
 	d.Calls = append(d.Calls, c.ModelTag)
 	q := d.Rates[c.ModelTag]
