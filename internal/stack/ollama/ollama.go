@@ -579,10 +579,17 @@ func (d *Driver) bake(ctx context.Context, t stack.Target, c stack.Candidate) er
 		return err
 	}
 	d.mu.Lock()
-	d.created = append(d.created, name)
+	// Endpoints measured in parallel on GPUs of one label bake the same variant at the same
+	// time: it is created twice (the same model) but recorded once.
+	first := !d.baked[name]
+	if first {
+		d.created = append(d.created, name)
+	}
 	d.baked[name] = true
 	d.mu.Unlock()
-	d.appendCreated(name)
+	if first {
+		d.appendCreated(name)
+	}
 	return nil
 }
 
