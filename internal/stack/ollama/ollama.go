@@ -518,7 +518,10 @@ func (d *Driver) Finished(ctx context.Context, ep stack.Endpoint, _ stack.Target
 		d.mu.Unlock()
 		return
 	}
-	if !d.cfg.KeepFailed && d.persistent.Delete(ctx, c.ModelTag) == nil {
+	d.mu.Lock()
+	shared := d.worked[name] // another endpoint (same GPU label) measured it: keep it
+	d.mu.Unlock()
+	if !d.cfg.KeepFailed && !shared && d.persistent.Delete(ctx, c.ModelTag) == nil {
 		d.mu.Lock()
 		delete(d.baked, name)
 		d.mu.Unlock()
