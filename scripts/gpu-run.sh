@@ -38,6 +38,8 @@
 #   --bundle FILE      also write OUT as a .tgz after every step (survives a killed run) [BUNDLE]
 #   --save-libs DIR    save the built lib/ollama as libs.tar.xz.part-* (15 MB pieces)  [SAVE_LIBS]
 #   --cpu-only         no CUDA build and no GPU: a dry run of the whole flow on a CPU   [CPU_ONLY=1]
+# TWO_GPU=1 (environment) runs scripts/gpu-two.sh's two-GPU runs (sequential, parallel, split)
+# of the first model instead of steps 4 to 6.
 # Sweep settings (environment): NG_PERCENT_SET ("100 75 50 25 10"), BENCH_NUM_PREDICT (64),
 # BENCH_REPEAT (2), BENCH_NUM_CTX (2048), PROMPT, CUDA_ARCH (90), CPU_VARIANT (detected),
 # PERSISTENT_PORT (11534), TEST_PORT_A (11535), ALONE_PORT (11537).
@@ -324,6 +326,13 @@ if [[ -n "$build_pid" ]]; then
 fi
 ls -la "$LIBDIR" ${CUDA_MAJOR:+"$CUDADIR"} | sed 's/^/   /'
 bundle
+
+# ---- 4b. two GPUs (TWO_GPU=1): scripts/gpu-two.sh's runs instead of steps 4 to 6 ---------------
+if [[ "${TWO_GPU:-0}" == 1 ]]; then
+  source "$root/scripts/gpu-two.sh"
+  say "done: results in $OUT_DIR/two-gpu"
+  exit 0
+fi
 
 # ---- 4. Ollama alone --------------------------------------------------------------------------
 first_model="${MODELS%% *}"

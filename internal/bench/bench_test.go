@@ -148,7 +148,7 @@ func TestRunStackJSONProgress(t *testing.T) {
 			t.Errorf("best %v", ev)
 		}
 	}
-	want := "tuning_started configuration_started attempt_measured configuration_started attempt_measured configuration_started attempt_measured best_found"
+	want := "tuning_started configuration_started attempt_measured configuration_started attempt_measured configuration_started attempt_measured best_found run_finished"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Fatalf("events %s, want %s", got, want)
 	}

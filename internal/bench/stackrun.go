@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -34,7 +35,7 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 		return "", knobs.Invalid(fmt.Errorf("PROGRESS=%q (from %s): want text or json", progressMode, cfg.Source("PROGRESS")))
 	}
 	var report engine.Reporter
-	var sweepProgress *progress.Sweep
+	var sweepProgress *endpointSweeps
 	if progressMode == "json" {
 		report = engine.JSONReporter(log)
 	} else {
@@ -42,10 +43,11 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 		// to load; a bar on a terminal, one plain line per step otherwise (or with NO_COLOR).
 		con := progress.New(log, nil)
 		log = con.Writer()
-		sweepProgress = con.Sweep()
+		first := con.Sweep()
+		sweepProgress = newEndpointSweeps(con, first)
 		defer sweepProgress.Close()
 		report = engine.Reporters(engine.TextReporter(log), sweepProgress)
-		ctx = server.WithWaitProgress(ctx, sweepProgress.Wait)
+		ctx = server.WithWaitProgress(ctx, first.Wait)
 	}
 	policy, repeat, err := sweepPolicy(cfg)
 	if err != nil {
@@ -75,17 +77,42 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	}
 	defer w.Close()
 	fmt.Fprintf(log, "CSV        : %s\nJSONL      : %s\n", w.CSVPath(), w.JSONLPath())
-	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Report: report, Repeat: repeat}
+	parallel, err := cfg.Bool01("PARALLEL_ENDPOINTS")
+	if err != nil {
+		return "", knobs.Invalid(err)
+	}
+	eng := &engine.Engine{Driver: driver, Endpoints: endpoints, Policy: policy, Writer: w, Report: report, Repeat: repeat, Parallel: parallel}
 	if hub != nil {
 		eng.Sampler = hub
 	}
 	outcomes, runErr := eng.Run(ctx)
+	// The run's wall time, overall and per endpoint, closes the JSONL (also after Ctrl-C), so
+	// a parallel run can be set beside a sequential one from the files alone.
+	if err := writeTiming(w, eng.Timing); err != nil {
+		fmt.Fprintf(log, "! %v\n", err)
+	}
 	if sweepProgress != nil {
 		sweepProgress.Close() // the bar leaves the terminal before the table
 	}
 	printOutcomes(out, outcomes)
+	if len(eng.Timing.Endpoints) > 1 {
+		fmt.Fprintf(out, "%s\n", eng.Timing)
+	}
 	fmt.Fprintf(out, "CSV: %s\n", w.CSVPath())
 	return w.CSVPath(), runErr
+}
+
+// writeTiming appends the run's timing to the JSONL as {"run_summary": …}, a line readers of
+// row records skip (results.RunSummaryKey).
+func writeTiming(w *results.RunWriter, t engine.RunTiming) error {
+	if len(t.Endpoints) == 0 {
+		return nil // no target was measured
+	}
+	line, err := json.Marshal(map[string]any{results.RunSummaryKey: t.Summary()})
+	if err != nil {
+		return err
+	}
+	return w.Append(nil, append(line, '\n'))
 }
 
 // sweepPolicy reads EXHAUSTIVE, ZERO_TOKPS_BREAK, NO_IMPROVE_LIMIT, TUNE_ROUNDS and BENCH_REPEAT.
@@ -196,6 +223,9 @@ func setUp(ctx context.Context, cfg *knobs.Config, log io.Writer, root string) (
 		return nil, err
 	}
 	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
+	if err == nil {
+		err = splitAndReserve(cfg, &sel, &warnings)
+	}
 	if err != nil {
 		e.close()
 		return nil, err
@@ -211,4 +241,23 @@ func setUp(ctx context.Context, cfg *knobs.Config, log io.Writer, root string) (
 		fmt.Fprintln(log, "GPU: none found; endpoint A runs on the CPU (gpu_label cpu)")
 	}
 	return e, nil
+}
+
+// splitAndReserve reads SPLIT_ENDPOINTS and RESERVE_GPU_MEMORY_MIB into the selection the
+// drivers set their endpoints up from.
+func splitAndReserve(cfg *knobs.Config, sel *gpu.Selection, warnings *[]string) error {
+	split, err := cfg.Bool01("SPLIT_ENDPOINTS")
+	if err != nil {
+		return knobs.Invalid(err)
+	}
+	reserve, err := cfg.Int("RESERVE_GPU_MEMORY_MIB")
+	if err != nil || reserve < 0 {
+		return knobs.Invalid(fmt.Errorf("RESERVE_GPU_MEMORY_MIB=%q (from %s): want MiB ≥ 0", cfg.Get("RESERVE_GPU_MEMORY_MIB"), cfg.Source("RESERVE_GPU_MEMORY_MIB")))
+	}
+	if split && sel.B == nil {
+		*warnings = append(*warnings, "SPLIT_ENDPOINTS=1 needs two GPUs; no A+B endpoint")
+		split = false
+	}
+	sel.Split, sel.ReserveMiB = split, reserve
+	return nil
 }

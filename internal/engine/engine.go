@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,11 @@ type Engine struct {
 	Report Reporter
 	// Now is the clock that times requests and stamps rows (time.Now when nil).
 	Now func() time.Time
+	// Parallel lets Run measure the endpoints at the same time, one worker each, when the
+	// driver allows it (stack.ParallelEndpoints); PARALLEL_ENDPOINTS=0 clears it.
+	Parallel bool
+	// Timing is set by Run: the run's wall time, overall and per endpoint.
+	Timing RunTiming
 	// Sampler, when set, measures the endpoint's hardware around every timed request
 	// (telemetry.Hub): the sample carries the window's energy, power, clocks and memory.
 	Sampler Sampler
@@ -65,7 +71,14 @@ type Engine struct {
 var attempts atomic.Int64
 
 // Run benchmarks every target on every endpoint. It returns the outcomes measured so far and
-// ctx's error when interrupted; rows already written are on disk either way.
+// ctx's error when interrupted; rows already written are on disk either way. Outcomes are in
+// the same order however the endpoints ran: target by target, endpoints in their order.
+//
+// With Parallel, a driver that says its endpoints are independent (stack.ParallelEndpoints)
+// and at least two endpoints, each endpoint gets a worker of its own that measures every
+// target on it, so two GPUs are measured at the same time; an error on one endpoint (a row
+// that cannot be written) or Ctrl-C stops both. Otherwise endpoints take turns, as before.
+// Either way Timing says how long each endpoint and the whole run took.
 func (e *Engine) Run(ctx context.Context) ([]Outcome, error) {
 	targets, err := e.Driver.Targets(ctx)
 	if err != nil {
@@ -75,17 +88,63 @@ func (e *Engine) Run(ctx context.Context) ([]Outcome, error) {
 		e.emit(NoTargets{Stack: e.Driver.Name()})
 		return nil, nil
 	}
-	var outcomes []Outcome
-	for _, t := range targets {
-		for _, ep := range e.Endpoints {
-			o, err := e.runOne(ctx, t, ep)
-			outcomes = append(outcomes, o)
-			if err != nil {
-				return outcomes, err
+	start := e.now()
+	n := len(e.Endpoints)
+	per := make([][]Outcome, n) // per endpoint, in target order
+	walls := make([]time.Duration, n)
+	errs := make([]error, n)
+	held := newHolds(e.Endpoints)
+	one := func(ctx context.Context, i int, t stack.Target) error {
+		e.releaseShared(ctx, held, i)
+		t0 := e.now()
+		o, err := e.runOne(ctx, t, e.Endpoints[i])
+		walls[i] += e.now().Sub(t0)
+		per[i] = append(per[i], o)
+		return err
+	}
+	parallel := e.parallel()
+	if parallel {
+		// Endpoints that share a GPU (A+B with A or B) never run at the same time: they
+		// would measure each other. Each phase runs endpoints on disjoint GPUs, one worker
+		// each; the next phase starts when they are all done.
+	phases:
+		for _, phase := range gpuPhases(e.Endpoints) {
+			wctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			for _, i := range phase {
+				wg.Go(func() {
+					for _, t := range targets {
+						if errs[i] = one(wctx, i, t); errs[i] != nil {
+							cancel() // the other endpoints stop too: the run ends with this error
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			cancel()
+			for _, i := range phase {
+				if errs[i] != nil {
+					break phases
+				}
+			}
+		}
+	} else {
+	sequential:
+		for _, t := range targets {
+			for i := range e.Endpoints {
+				if errs[i] = one(ctx, i, t); errs[i] != nil {
+					break sequential
+				}
 			}
 		}
 	}
-	return outcomes, nil
+	e.Timing = RunTiming{Parallel: parallel, Wall: e.now().Sub(start)}
+	for i, ep := range e.Endpoints {
+		e.Timing.Endpoints = append(e.Timing.Endpoints, EndpointTiming{Endpoint: ep, Wall: walls[i], Outcomes: len(per[i])})
+	}
+	e.emit(RunFinished{Timing: e.Timing})
+	return mergeOutcomes(per, len(targets)), firstError(errs)
 }
 
 func (e *Engine) runOne(ctx context.Context, t stack.Target, ep stack.Endpoint) (Outcome, error) {
@@ -331,9 +390,11 @@ func (e *Engine) measureAndWrite(ctx context.Context, ep stack.Endpoint, t stack
 		NumPredict:   c.NumPredict,
 		TokensPerSec: m.DecodeTPS,
 		GPULabel:     ep.GPULabel(),
-	}
-	if ep.GPU != nil {
-		row.GPUName, row.GPUUUID, row.GPUMemMiB = ep.GPU.Name, ep.GPU.UUID, ep.GPU.MemoryMiB
+		// A split endpoint's GPUs share each field, joined by stack.SplitSeparator, and
+		// their memory adds up: the row keeps its 16 columns.
+		GPUName:   ep.GPUNames(),
+		GPUUUID:   ep.GPUUUIDs(),
+		GPUMemMiB: ep.GPUMemoryMiB(),
 	}
 	if err := e.Writer.Write(row, s); err != nil {
 		return s, fmt.Errorf("write result row: %w", err)
@@ -343,14 +404,21 @@ func (e *Engine) measureAndWrite(ctx context.Context, ep stack.Endpoint, t stack
 }
 
 // roofline fills the sample's memory-bandwidth bound. A rate above the bound cannot be a
-// decode rate of this model on this GPU: it is flagged as a measurement error.
+// decode rate of this model on this GPU: it is flagged as a measurement error. A split
+// endpoint's bound uses the sum of its GPUs' bandwidths: each GPU reads its share of the
+// weights at once (layer split) or its share of every tensor (row split).
 func roofline(ep stack.Endpoint, t stack.Target, s *measure.Sample) {
-	if ep.GPU == nil || t.BytesPerToken <= 0 {
+	gpus := ep.GPUs()
+	if len(gpus) == 0 || t.BytesPerToken <= 0 {
 		return
 	}
-	bw, ok := gpu.PeakBandwidth(ep.GPU.Name)
-	if !ok {
-		return
+	bw := 0.0
+	for _, g := range gpus {
+		b, ok := gpu.PeakBandwidth(g.Name)
+		if !ok {
+			return // a partial sum would be a bound too low
+		}
+		bw += b
 	}
 	s.ModelBytes = t.BytesPerToken
 	s.RooflineTPS = bw / float64(t.BytesPerToken)

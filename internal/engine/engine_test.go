@@ -133,7 +133,7 @@ func TestFiveSeparatedRepeatsReplaceTheDefault(t *testing.T) {
 	if len(found) != 1 || found[0].Comparison != o.Comparison {
 		t.Fatalf("event %+v", found)
 	}
-	if !strings.Contains(log, "✔  Best so far: ng3 (num_gpu=3) at 22.00 tok/s\n") || !strings.Contains(log, "published pub") {
+	if !strings.Contains(log, "✔ [A] Best so far: ng3 (num_gpu=3) at 22.00 tok/s\n") || !strings.Contains(log, "published pub") {
 		t.Fatalf("console:\n%s", log)
 	}
 }
@@ -145,7 +145,7 @@ func TestOverlappingRepeatsKeepTheDefault(t *testing.T) {
 	if !o.DefaultIsBest || o.Best.ModelTag != "ng3" || o.Comparison.Significant {
 		t.Fatalf("outcome %+v", o)
 	}
-	want := "✔  Best: the server's default (base-as-is) at 14.00 tok/s; no candidate beat it significantly (best candidate 3 at 15.00: " + o.Comparison.String() + ")\n"
+	want := "✔ [A] Best: the server's default (base-as-is) at 14.00 tok/s; no candidate beat it significantly (best candidate 3 at 15.00: " + o.Comparison.String() + ")\n"
 	if !strings.HasPrefix(o.Comparison.String(), "~ (p=0.") || !strings.Contains(log, want) || strings.Contains(log, "published") {
 		t.Fatalf("console:\n%s\nwant %s", log, want)
 	}
@@ -176,7 +176,7 @@ func TestSignificantlyWorseKeepsTheDefault(t *testing.T) {
 	if !o.DefaultIsBest || !o.Comparison.Worse {
 		t.Fatalf("outcome %+v", o)
 	}
-	if !strings.Contains(log, "✔  Best: the server's default (base-as-is) at 22.00 tok/s; no candidate beat it (best candidate 3 at 12.00)\n") {
+	if !strings.Contains(log, "✔ [A] Best: the server's default (base-as-is) at 22.00 tok/s; no candidate beat it (best candidate 3 at 12.00)\n") {
 		t.Fatalf("console:\n%s", log)
 	}
 }
@@ -341,7 +341,8 @@ func TestConfigurationStartedEvents(t *testing.T) {
 		"start ng3 1/2 baseline=false published=false", "attempt_measured",
 		"start ng2 2/2 baseline=false published=false", "attempt_measured",
 		"best_found",
-		"start pub 0/0 baseline=false published=true", "attempt_measured"}
+		"start pub 0/0 baseline=false published=true", "attempt_measured",
+		"run_finished"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -79,6 +79,10 @@ type NoneWorked struct {
 	Target   stack.Target
 }
 
+// RunFinished: every endpoint is done (or the run was stopped); how long it took.
+type RunFinished struct{ Timing RunTiming }
+
+func (RunFinished) Kind() string          { return "run_finished" }
 func (NoTargets) Kind() string            { return "no_targets" }
 func (TuningStarted) Kind() string        { return "tuning_started" }
 func (NoCandidates) Kind() string         { return "no_candidates" }
@@ -108,8 +112,14 @@ func Reporters(rs ...Reporter) Reporter {
 }
 
 // TextReporter renders events as the console lines of the original (✔/✖, roofline, notes).
+// It is safe for concurrent use: endpoints measured in parallel report from their own
+// goroutines, and an event's lines (an attempt, its latency and roofline lines) stay together;
+// every line about one endpoint carries its [A]/[B]/[A+B] prefix.
 func TextReporter(w io.Writer) Reporter {
+	var mu sync.Mutex
 	return ReporterFunc(func(ev Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		switch ev := ev.(type) {
 		case NoTargets:
 			fmt.Fprintf(w, "! No models to benchmark for %s\n", ev.Stack)
@@ -120,23 +130,28 @@ func TextReporter(w io.Writer) Reporter {
 		case AttemptMeasured:
 			writeAttempt(w, ev)
 		case SweepStopped:
-			fmt.Fprintf(w, "   stop: %s\n", ev.Reason)
+			fmt.Fprintf(w, "   [%s] stop: %s\n", ev.Endpoint.Suffix, ev.Reason)
 		case BestFound:
 			switch cmp := ev.Comparison; {
 			case ev.DefaultIsBest && cmp != nil && !cmp.Significant:
-				fmt.Fprintf(w, "✔  Best: the server's default (%s) at %.2f tok/s; no candidate beat it significantly (best candidate %s at %.2f: %s)\n",
-					stack.LabelBaseline, ev.BaselineTPS, ev.Best.NumGPU, ev.BestTPS, cmp)
+				fmt.Fprintf(w, "✔ [%s] Best: the server's default (%s) at %.2f tok/s; no candidate beat it significantly (best candidate %s at %.2f: %s)\n",
+					ev.Endpoint.Suffix, stack.LabelBaseline, ev.BaselineTPS, ev.Best.NumGPU, ev.BestTPS, cmp)
 				if cmp.Note != "" {
 					fmt.Fprintf(w, "   %s\n", cmp.Note)
 				}
 			case ev.DefaultIsBest:
-				fmt.Fprintf(w, "✔  Best: the server's default (%s) at %.2f tok/s; no candidate beat it (best candidate %s at %.2f)\n",
-					stack.LabelBaseline, ev.BaselineTPS, ev.Best.NumGPU, ev.BestTPS)
+				fmt.Fprintf(w, "✔ [%s] Best: the server's default (%s) at %.2f tok/s; no candidate beat it (best candidate %s at %.2f)\n",
+					ev.Endpoint.Suffix, stack.LabelBaseline, ev.BaselineTPS, ev.Best.NumGPU, ev.BestTPS)
 			default:
-				fmt.Fprintf(w, "✔  Best so far: %s (num_gpu=%s) at %.2f tok/s\n", ev.Best.ModelTag, ev.Best.NumGPU, ev.BestTPS)
+				fmt.Fprintf(w, "✔ [%s] Best so far: %s (num_gpu=%s) at %.2f tok/s\n", ev.Endpoint.Suffix, ev.Best.ModelTag, ev.Best.NumGPU, ev.BestTPS)
 			}
 		case NoneWorked:
-			fmt.Fprintf(w, "!  No optimized configuration worked for %s on %s\n", ev.Target.Model, ev.Endpoint.Addr)
+			fmt.Fprintf(w, "! [%s] No optimized configuration worked for %s on %s\n", ev.Endpoint.Suffix, ev.Target.Model, ev.Endpoint.Addr)
+		case RunFinished:
+			// One endpoint has nothing to compare: the line is for two or more.
+			if len(ev.Timing.Endpoints) > 1 {
+				fmt.Fprintf(w, "== %s\n", ev.Timing)
+			}
 		default:
 			tuneText(w, ev)
 		}
@@ -236,6 +251,8 @@ func JSONReporter(w io.Writer) Reporter {
 			}
 		case NoneWorked:
 			line["endpoint"], line["model"] = ev.Endpoint.Addr, ev.Target.Model
+		case RunFinished:
+			line["run"] = ev.Timing.Summary()
 		}
 		mu.Lock()
 		defer mu.Unlock()

@@ -39,6 +39,12 @@ func OptionsFromEnv(getenv func(string) string) SelectOptions {
 // A != nil.
 type Selection struct {
 	A, B *GPU
+	// Split asks drivers for a third endpoint, "A+B", whose server spreads a model over both
+	// GPUs (SPLIT_ENDPOINTS); it has no effect without B.
+	Split bool
+	// ReserveMiB is memory per GPU that servers are told not to use (RESERVE_GPU_MEMORY_MIB),
+	// so that a model that fits one big GPU does not, as on the smaller cards it is meant for.
+	ReserveMiB int
 }
 
 // Select picks the GPUs of endpoints A and B:

@@ -43,9 +43,11 @@ func Alias(tag, prefix, suffix string) string {
 // IsVariant reports whether a model name is one of fuze's baked num_gpu variants.
 func IsVariant(name string) bool { return variantName.MatchString(name) }
 
-// VariantName is the tag baked for num_gpu ng of a model on a GPU label.
+// VariantName is the tag baked for num_gpu ng of a model on a GPU label. A split endpoint's
+// label ("nvidia-h200+nvidia-h200") has its '+' written '-': Ollama refuses '+' in a model name,
+// and the variant pattern (IsVariant) still recognises the name.
 func VariantName(alias, gpuLabel string, ng int) string {
-	return alias + "-" + gpuLabel + "-ng" + strconv.Itoa(ng)
+	return alias + "-" + strings.ReplaceAll(gpuLabel, "+", "-") + "-ng" + strconv.Itoa(ng)
 }
 
 // TunedVariantName is the tag baked for a tuned set of PARAMETERs (num_gpu, num_batch,

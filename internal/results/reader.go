@@ -2,6 +2,7 @@ package results
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -201,8 +202,18 @@ func parseTS(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("ts %q is neither RFC 3339 nor YYYYmmdd_HHMMSS", s)
 }
 
+// RunSummaryKey is the key of the run JSONL's closing line, {"run_summary": {...}}: the
+// run's wall time overall and per endpoint (engine.TimingSummary), not a row's record.
+const RunSummaryKey = "run_summary"
+
+// IsRunSummary says a run JSONL line is the run_summary line.
+func IsRunSummary(line []byte) bool {
+	return bytes.HasPrefix(bytes.TrimSpace(line), []byte(`{"`+RunSummaryKey+`"`))
+}
+
 // ReadRunJSONL reads the records of a run JSONL. A line that does not decode (for instance
-// the last line of a run killed mid-write) is skipped with a warning "file:line: …".
+// the last line of a run killed mid-write) is skipped with a warning "file:line: …"; the
+// run_summary line is skipped silently.
 func ReadRunJSONL(path string) ([]Record, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -217,6 +228,9 @@ func ReadRunJSONL(path string) ([]Record, []string, error) {
 		b := sc.Bytes()
 		if len(strings.TrimSpace(string(b))) == 0 {
 			continue
+		}
+		if IsRunSummary(b) {
+			continue // the run's timing, not a row's record
 		}
 		var rec Record
 		if err := json.Unmarshal(b, &rec); err != nil {

@@ -329,6 +329,9 @@ func readJSONL(path string) ([]results.Record, []json.RawMessage, []string, erro
 		if len(strings.TrimSpace(string(b))) == 0 {
 			continue
 		}
+		if results.IsRunSummary(b) {
+			continue
+		}
 		var rec results.Record
 		if err := json.Unmarshal(b, &rec); err != nil {
 			warnings = append(warnings, fmt.Sprintf("%s:%d: %v; line skipped", path, n, err))

@@ -17,20 +17,96 @@ import (
 	"github.com/fuze-ai/fuze/internal/naming"
 )
 
-// Endpoint is one server slot pinned to one GPU, or to the CPU when GPU is nil.
+// Endpoint is one server slot pinned to one GPU, to a set of GPUs (a split endpoint, "A+B"),
+// or to the CPU when GPU is nil.
 type Endpoint struct {
-	Suffix string   // CSV column "suffix": "A", "B", or the port when it is neither test port
+	Suffix string   // CSV column "suffix": "A", "B", "A+B", or the port when it is neither test port
 	Addr   string   // host:port the stack's server listens on
 	Unit   string   // CSV column "unit": the systemd unit, or "proc" for a process fuze supervises
-	GPU    *gpu.GPU // nil: the CPU
+	GPU    *gpu.GPU // nil: the CPU; for a split endpoint the first GPU of Split
+	// Split is the GPU set of an endpoint whose server spreads one model over several GPUs
+	// (nil or one GPU: not split). GPU stays the first of them so that code that knows one
+	// GPU per endpoint keeps working; code that must see every GPU asks GPUs().
+	Split []*gpu.GPU
 }
 
-// GPULabel is the normalised label of the endpoint's GPU, or "cpu".
+// SplitSeparator joins the GPU labels, names and UUIDs of a split endpoint inside one CSV
+// field ("nvidia-h200+nvidia-h200"): it needs no CSV quoting, never occurs in an nvidia-smi
+// UUID or a label, and keeps the 16-column schema.
+const SplitSeparator = "+"
+
+// GPUs is every GPU the endpoint's server uses, in order (none: the CPU).
+func (e Endpoint) GPUs() []*gpu.GPU {
+	if len(e.Split) > 0 {
+		return e.Split
+	}
+	if e.GPU == nil {
+		return nil
+	}
+	return []*gpu.GPU{e.GPU}
+}
+
+// IsSplit says the endpoint spreads a model over more than one GPU.
+func (e Endpoint) IsSplit() bool { return len(e.Split) > 1 }
+
+// GPULabel is the normalised label of the endpoint's GPU, "cpu", or the labels of a split
+// endpoint's GPUs joined by SplitSeparator.
 func (e Endpoint) GPULabel() string {
 	if e.GPU == nil {
 		return gpu.CPULabel
 	}
-	return e.GPU.Label
+	return e.join(func(g *gpu.GPU) string { return g.Label }, SplitSeparator)
+}
+
+// GPUNames is the nvidia-smi names of the endpoint's GPUs joined by SplitSeparator ("" on
+// the CPU).
+func (e Endpoint) GPUNames() string {
+	return e.join(func(g *gpu.GPU) string { return g.Name }, SplitSeparator)
+}
+
+// GPUUUIDs is the UUIDs of the endpoint's GPUs joined by SplitSeparator ("" on the CPU).
+func (e Endpoint) GPUUUIDs() string {
+	return e.join(func(g *gpu.GPU) string { return g.UUID }, SplitSeparator)
+}
+
+// GPUMemoryMiB is the total memory of the endpoint's GPUs (0 on the CPU).
+func (e Endpoint) GPUMemoryMiB() int {
+	n := 0
+	for _, g := range e.GPUs() {
+		n += g.MemoryMiB
+	}
+	return n
+}
+
+// CUDAVisibleDevices is the value that pins a server to the endpoint's GPUs: their UUIDs,
+// comma-separated as CUDA reads them ("" on the CPU: no GPU visible).
+func (e Endpoint) CUDAVisibleDevices() string {
+	return e.join(func(g *gpu.GPU) string { return g.CUDAVisibleDevices() }, ",")
+}
+
+func (e Endpoint) join(f func(*gpu.GPU) string, sep string) string {
+	gs := e.GPUs()
+	parts := make([]string, len(gs))
+	for i, g := range gs {
+		parts[i] = f(g)
+	}
+	return strings.Join(parts, sep)
+}
+
+// SplitEndpoint is the endpoint "A+B" over both selected GPUs, or false when the selection
+// does not ask for it (gpu.Selection.Split) or has fewer than two GPUs.
+func SplitEndpoint(sel gpu.Selection, addr string) (Endpoint, bool) {
+	if !sel.Split || sel.A == nil || sel.B == nil {
+		return Endpoint{}, false
+	}
+	return Endpoint{Suffix: "A+B", Addr: addr, Unit: "proc", GPU: sel.A, Split: []*gpu.GPU{sel.A, sel.B}}, true
+}
+
+// ParallelEndpoints is implemented by drivers whose endpoints' servers are independent (no
+// lock held across a server start, one server per endpoint), so the engine may measure their
+// endpoints at the same time. A driver without it is measured one endpoint after another.
+type ParallelEndpoints interface {
+	ParallelEndpoints() bool
 }
 
 // Target is one model to benchmark.
@@ -187,6 +263,15 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Unavailable marks err as the stack being unavailable here.
 func Unavailable(err error) error { return &UnavailableError{Err: err} }
+
+// Releaser is implemented by drivers whose servers keep GPU memory between configurations
+// (a model kept loaded, a server left running): the engine calls Release for an endpoint
+// before another endpoint that shares one of its GPUs runs (A or B before A+B, A+B before A
+// or B), so that each measures with the memory it would have alone. The endpoint's next
+// Prepare brings its server back.
+type Releaser interface {
+	Release(ctx context.Context, ep Endpoint)
+}
 
 // Publisher is implemented by drivers that can publish the best configuration as a model of
 // its own (Ollama's PUBLISH_BEST); the engine measures what they publish as a "published" row.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,7 +129,24 @@ func (h *Hub) String() string {
 // closes it and returns its telemetry. A device's first window first starts its sampling and
 // measures its idle power; after that, opening a window reads a clock (and NVML's counter)
 // and closing it cuts the window's samples from the ring.
+//
+// A split endpoint opens a window on every GPU of its set (their samplers run anyway) and
+// closes them into one: energy and power add up, memory too, clocks and utilisation are the
+// GPUs' mean (Combine).
 func (h *Hub) Start(ep stack.Endpoint) func() *measure.Telemetry {
+	if gpus := ep.GPUs(); len(gpus) > 1 {
+		stops := make([]func() *measure.Telemetry, len(gpus))
+		for i, g := range gpus {
+			stops[i] = h.Start(stack.Endpoint{Suffix: ep.Suffix, Addr: ep.Addr, Unit: ep.Unit, GPU: g})
+		}
+		return func() *measure.Telemetry {
+			parts := make([]*measure.Telemetry, len(stops))
+			for i, stop := range stops {
+				parts[i] = stop()
+			}
+			return Combine(parts)
+		}
+	}
 	switch {
 	case ep.GPU != nil && ep.GPU.UUID != "":
 		return h.startGPU(ep.GPU.UUID)
@@ -324,3 +343,103 @@ func (h *Hub) openCPU(d *cpuDevice) {
 // nvidia-smi's timestamps, which are wall-clock times, so the window is measured on the
 // same clock.
 func (h *Hub) now() time.Time { return h.opts.Now().Round(0) }
+
+// Combine is the telemetry of a GPU set from each GPU's window over the same span: energies,
+// power integrals, mean, peak and idle powers and peak memory add up (the set draws them
+// together; the peaks' sum bounds the set's peak from above), clocks and utilisation are the
+// mean over the GPUs that report them, throttle reasons the union. Device lists the GPUs
+// joined by "+". When any GPU has no energy the set has none: NA names why.
+func Combine(parts []*measure.Telemetry) *measure.Telemetry {
+	out := &measure.Telemetry{}
+	var devices []string
+	sum := func(dst **float64, v *float64, all *bool) {
+		if v == nil {
+			*all = false
+			return
+		}
+		if *dst == nil {
+			*dst = measure.F(0)
+		}
+		**dst += *v
+	}
+	energyAll, integralAll, meanAll, peakAll, idleAll := true, true, true, true, true
+	means := map[string][]float64{}
+	seen := map[string]bool{}
+	var memPeak *int
+	var mask uint64
+	hasMask := false
+	for _, p := range parts {
+		if p == nil {
+			energyAll = false
+			continue
+		}
+		devices = append(devices, p.Device)
+		out.Source = p.Source
+		out.Window = max(out.Window, p.Window)
+		out.Samples += p.Samples
+		sum(&out.EnergyJ, p.EnergyJ, &energyAll)
+		sum(&out.PowerIntegralJ, p.PowerIntegralJ, &integralAll)
+		sum(&out.PowerMeanW, p.PowerMeanW, &meanAll)
+		sum(&out.PowerPeakW, p.PowerPeakW, &peakAll)
+		sum(&out.IdlePowerW, p.IdlePowerW, &idleAll)
+		for name, v := range map[string]*float64{"sm": p.SMClockMHz, "mem": p.MemClockMHz, "util": p.UtilGPUPct, "utilmem": p.UtilMemPct} {
+			if v != nil {
+				means[name] = append(means[name], *v)
+			}
+		}
+		if p.MemPeakMiB != nil {
+			if memPeak == nil {
+				memPeak = new(int)
+			}
+			*memPeak += *p.MemPeakMiB
+		}
+		if m, err := strconv.ParseUint(strings.TrimPrefix(p.ThrottleMask, "0x"), 16, 64); err == nil {
+			mask |= m
+			hasMask = true
+		}
+		for _, r := range p.Throttle {
+			if !seen[r] {
+				seen[r] = true
+				out.Throttle = append(out.Throttle, r)
+			}
+		}
+		if p.NA != "" {
+			out.NA = strings.TrimPrefix(out.NA+"; "+p.Device+": "+p.NA, "; ")
+		}
+		for _, n := range p.Notes {
+			out.Notes = append(out.Notes, p.Device+": "+n)
+		}
+	}
+	out.Device = strings.Join(devices, stack.SplitSeparator)
+	if hasMask {
+		out.ThrottleMask = fmt.Sprintf("%#x", mask)
+	}
+	out.MemPeakMiB = memPeak
+	// A partial sum would understate the set: no figure rather than a wrong one.
+	for _, f := range []struct {
+		dst **float64
+		all bool
+	}{{&out.EnergyJ, energyAll}, {&out.PowerIntegralJ, integralAll}, {&out.PowerMeanW, meanAll}, {&out.PowerPeakW, peakAll}, {&out.IdlePowerW, idleAll}} {
+		if !f.all {
+			*f.dst = nil
+		}
+	}
+	if out.EnergyJ == nil {
+		out.Source = ""
+		if out.NA == "" {
+			out.NA = "a GPU of the set has no energy"
+		}
+	}
+	mean := func(vs []float64) *float64 {
+		if len(vs) == 0 {
+			return nil
+		}
+		t := 0.0
+		for _, v := range vs {
+			t += v
+		}
+		return measure.F(t / float64(len(vs)))
+	}
+	out.SMClockMHz, out.MemClockMHz, out.UtilGPUPct, out.UtilMemPct = mean(means["sm"]), mean(means["mem"]), mean(means["util"]), mean(means["utilmem"])
+	return out
+}

@@ -45,6 +45,12 @@ func ConfigFromKnobs(cfg *knobs.Config, root, logDir, runTS string) (Config, err
 	}
 	c.Bin = cfg.Get("LLAMACPP_BIN")
 	c.PortA, c.PortB = port("PORT_A"), port("PORT_B")
+	c.SplitPort = port("SPLIT_PORT")
+	switch c.SplitMode = cfg.Get("LLAMACPP_SPLIT_MODE"); c.SplitMode {
+	case "layer", "row":
+	default:
+		errs = append(errs, fmt.Errorf("LLAMACPP_SPLIT_MODE=%q (from %s): want layer or row", c.SplitMode, cfg.Source("LLAMACPP_SPLIT_MODE")))
+	}
 	if cfg.IsSet("MODELS") {
 		list, err := cfg.List("MODELS")
 		errs = append(errs, err)

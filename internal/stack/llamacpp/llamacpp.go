@@ -47,6 +47,8 @@ const AllLayers = 999
 type Config struct {
 	Bin           string            // LLAMACPP_BIN; "": llama-server on PATH, else server
 	PortA, PortB  int               // PORT_A, PORT_B
+	SplitPort     int               // SPLIT_PORT: endpoint A+B (SPLIT_ENDPOINTS=1)
+	SplitMode     string            // LLAMACPP_SPLIT_MODE: --split-mode of A+B, layer or row ("": layer)
 	ModelList     []string          // MODELS entries tag|alias|glob; nil: see Config.Models
 	Model         string            // LLAMACPP_MODEL: only this model
 	ModelDir      string            // MODEL_DIR
@@ -100,9 +102,16 @@ type Driver struct {
 	faOnce  sync.Once
 	faValue bool
 
-	mu     sync.Mutex
-	models map[string]Model // by alias
-	cur    *instance        // the one server running (or that failed to start)
+	// reserveMiB is RESERVE_GPU_MEMORY_MIB, from the selection Setup was given.
+	reserveMiB int
+
+	// mu guards the maps below; it is never held while a server starts or answers, so that
+	// endpoints can be measured at the same time (stack.ParallelEndpoints).
+	mu      sync.Mutex
+	models  map[string]Model     // by alias
+	servers map[string]*instance // by endpoint address: its server (or the one that failed to start)
+	last    *instance            // the server started last (Server, for tests)
+	lanes   map[string]*sync.Mutex
 	// exchanges keeps each attempt's request and final answer for Debug (DEBUG_BENCH).
 	exchanges map[int]exchange
 }
@@ -129,7 +138,8 @@ func New(cfg Config, log io.Writer) *Driver {
 	if log == nil {
 		log = io.Discard
 	}
-	return &Driver{cfg: cfg, log: log, models: map[string]Model{}, exchanges: map[int]exchange{}}
+	return &Driver{cfg: cfg, log: log, models: map[string]Model{}, exchanges: map[int]exchange{},
+		servers: map[string]*instance{}, lanes: map[string]*sync.Mutex{}}
 }
 
 // Name implements stack.Driver.
@@ -183,9 +193,20 @@ func (d *Driver) Setup(_ context.Context, sel gpu.Selection) ([]stack.Endpoint, 
 		}
 		eps = append(eps, stack.Endpoint{Suffix: "B", Addr: hostPort(d.cfg.PortB), Unit: "proc", GPU: sel.B})
 	}
+	if ep, ok := stack.SplitEndpoint(sel, hostPort(d.cfg.SplitPort)); ok {
+		if d.cfg.SplitPort == d.cfg.PortA || d.cfg.SplitPort == d.cfg.PortB {
+			return nil, fmt.Errorf("SPLIT_PORT %d is PORT_A's or PORT_B's; endpoint A+B needs a port of its own", d.cfg.SplitPort)
+		}
+		eps = append(eps, ep)
+	}
+	d.reserveMiB = sel.ReserveMiB
 	for _, ep := range eps {
+		knob := "PORT_" + ep.Suffix
+		if ep.IsSplit() {
+			knob = "SPLIT_PORT"
+		}
 		if err := server.CheckPortFree(ep.Addr); err != nil {
-			return nil, fmt.Errorf("llama.cpp endpoint %s: %w (PORT_%s)", ep.Suffix, err, ep.Suffix)
+			return nil, fmt.Errorf("llama.cpp endpoint %s: %w (%s)", ep.Suffix, err, knob)
 		}
 		fmt.Fprintf(d.log, "== llama.cpp endpoint %s on %s (%s), server %s\n", ep.Suffix, ep.Addr, epLabel(ep), bin)
 	}
@@ -196,21 +217,51 @@ func epLabel(ep stack.Endpoint) string {
 	if ep.GPU == nil {
 		return "cpu: CUDA_VISIBLE_DEVICES empty"
 	}
-	return ep.GPU.Label + " " + ep.GPU.UUID
+	return ep.GPULabel() + " " + ep.GPUUUIDs()
 }
 
 // Close implements stack.Runner: it stops the running server, if any.
 func (d *Driver) Close(context.Context) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.stopLocked()
+	addrs := make([]string, 0, len(d.servers))
+	for addr := range d.servers {
+		addrs = append(addrs, addr)
+	}
+	d.mu.Unlock()
+	for _, addr := range addrs {
+		d.stop(addr)
+	}
 }
 
-func (d *Driver) stopLocked() {
-	if d.cur != nil && d.cur.proc != nil {
-		_ = d.cur.proc.Stop(d.grace())
+// stop stops the server of the endpoint at addr, if any, and forgets it.
+func (d *Driver) stop(addr string) {
+	d.mu.Lock()
+	in := d.servers[addr]
+	delete(d.servers, addr)
+	d.mu.Unlock()
+	if in != nil && in.proc != nil {
+		_ = in.proc.Stop(d.grace())
 	}
-	d.cur = nil
+}
+
+// Release implements stack.Releaser: it stops ep's server, so that the GPU memory it holds is
+// free for an endpoint sharing its GPU; ep's next Prepare starts it again.
+func (d *Driver) Release(_ context.Context, ep stack.Endpoint) { d.stop(ep.Addr) }
+
+// ParallelEndpoints implements stack.ParallelEndpoints: each endpoint has its own server and
+// its own lane (lane), and the driver's lock is held only to read and update its maps.
+func (d *Driver) ParallelEndpoints() bool { return true }
+
+// lane is the lock that keeps one endpoint's server starts and stops in order.
+func (d *Driver) lane(addr string) *sync.Mutex {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.lanes[addr]
+	if l == nil {
+		l = &sync.Mutex{}
+		d.lanes[addr] = l
+	}
+	return l
 }
 
 func (d *Driver) grace() time.Duration {
@@ -315,16 +366,32 @@ func (d *Driver) ServerArgs(ep stack.Endpoint, modelPath string, c stack.Candida
 	if n := nglArg(c); n != "" {
 		args = append(args, "--n-gpu-layers", n)
 	}
+	if ep.IsSplit() {
+		mode := d.cfg.SplitMode
+		if mode == "" {
+			mode = "layer"
+		}
+		args = append(args, "--split-mode", mode, "--tensor-split", TensorSplit(ep.GPUs(), d.reserveMiB))
+	}
 	return append(args, tuningArgs(c, d.FlashAttnTakesValue())...) // tune.go
+}
+
+// TensorSplit is llama-server's --tensor-split for a GPU set: each GPU's free memory in MiB
+// (total − used when fuze started − reserveMiB), as proportions, so that a GPU with less room
+// gets fewer layers (or rows) instead of running out of memory; at least 1 each, so that no
+// GPU of the set is left out.
+func TensorSplit(gpus []*gpu.GPU, reserveMiB int) string {
+	parts := make([]string, len(gpus))
+	for i, g := range gpus {
+		parts[i] = strconv.Itoa(max(g.MemoryMiB-g.MemoryUsedMiB-reserveMiB, 1))
+	}
+	return strings.Join(parts, ",")
 }
 
 // ServerEnv is the environment of a server on ep: the run's environment, pinned to the
 // endpoint's GPU (empty CUDA_VISIBLE_DEVICES: the CPU).
 func (d *Driver) ServerEnv(ep stack.Endpoint) []string {
-	cuda := ""
-	if ep.GPU != nil {
-		cuda = ep.GPU.CUDAVisibleDevices()
-	}
+	cuda := ep.CUDAVisibleDevices() // the endpoint's GPUs in order, as --tensor-split lists them
 	env := make([]string, 0, len(d.cfg.Environ)+1)
 	for _, kv := range d.cfg.Environ {
 		if !strings.HasPrefix(kv, "CUDA_VISIBLE_DEVICES=") {
@@ -335,27 +402,32 @@ func (d *Driver) ServerEnv(ep stack.Endpoint) []string {
 }
 
 func (d *Driver) logPath(ep stack.Endpoint) string {
-	return filepath.Join(d.cfg.LogDir, fmt.Sprintf("llamacpp_%s_%s.log", strings.ToLower(ep.Suffix), d.cfg.RunTS))
+	return filepath.Join(d.cfg.LogDir, fmt.Sprintf("llamacpp_%s_%s.log", strings.ToLower(strings.ReplaceAll(ep.Suffix, stack.SplitSeparator, "")), d.cfg.RunTS))
 }
 
 var offloadLine = regexp.MustCompile(`offloaded (\d+)/(\d+) layers to GPU`)
 
-// ensure returns the server for (ep, model, candidate), starting it (and stopping any other)
-// when needed. Repeats of one candidate share its server; a failed start is not retried for
-// the same candidate.
+// ensure returns the server for (ep, model, candidate), starting it (and stopping ep's
+// previous one) when needed. Repeats of one candidate share its server; a failed start is not
+// retried for the same candidate. The caller holds ep's lane.
 func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack.Candidate) *instance {
 	// Every server-level setting is on the command line: the arguments are the server's key.
 	key := ep.Addr + "|" + m.Path + "|" + strings.Join(d.ServerArgs(ep, m.Path, c), " ")
-	if d.cur != nil && d.cur.key == key {
-		if d.cur.failure == nil && d.cur.proc != nil && d.cur.proc.ExitError() != nil {
-			d.cur.failure = measure.Fail(measure.ErrExited, fmt.Errorf("%v (log: %s)", d.cur.proc.ExitError(), d.cur.logPath))
+	d.mu.Lock()
+	cur := d.servers[ep.Addr]
+	d.mu.Unlock()
+	if cur != nil && cur.key == key {
+		if cur.failure == nil && cur.proc != nil && cur.proc.ExitError() != nil {
+			cur.failure = measure.Fail(measure.ErrExited, fmt.Errorf("%v (log: %s)", cur.proc.ExitError(), cur.logPath))
 		}
-		return d.cur
+		return cur
 	}
-	restart := d.cur != nil && d.cur.ep.Addr == ep.Addr
-	d.stopLocked()
+	restart := cur != nil
+	d.stop(ep.Addr)
 	in := &instance{key: key, ep: ep, logPath: d.logPath(ep), args: d.ServerArgs(ep, m.Path, c)}
-	d.cur = in
+	d.mu.Lock()
+	d.servers[ep.Addr], d.last = in, in
+	d.mu.Unlock()
 	fail := func(outcome string, err error) *instance {
 		in.failure = measure.Fail(outcome, err)
 		return in
@@ -392,7 +464,9 @@ func (d *Driver) ensure(ctx context.Context, ep stack.Endpoint, m Model, c stack
 		case errors.Is(err, server.ErrExited):
 			return fail(measure.ErrExited, fmt.Errorf("%w (log: %s)", err, in.logPath))
 		case errors.Is(err, context.Canceled):
-			d.cur = nil
+			d.mu.Lock()
+			delete(d.servers, ep.Addr)
+			d.mu.Unlock()
 			_ = proc.Stop(time.Second)
 			return fail(measure.ErrCanceled, err)
 		default:
@@ -515,16 +589,16 @@ func (d *Driver) Workload() stack.Workload {
 // Prepare implements stack.Server: start (or reuse) the candidate's llama-server, wait for
 // /health and warm it up.
 func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate) (stack.Prepared, error) {
+	lane := d.lane(ep.Addr)
+	lane.Lock()
+	defer lane.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	m, ok := d.models[t.Alias]
+	d.mu.Unlock()
 	if !ok {
 		return stack.Prepared{}, measure.Fail(measure.ErrOther, errors.New("no model file resolved for "+t.Alias))
 	}
-	p := stack.Prepared{Settings: map[string]string{"model_path": m.Path, "cuda_visible_devices": ""}}
-	if ep.GPU != nil {
-		p.Settings["cuda_visible_devices"] = ep.GPU.CUDAVisibleDevices()
-	}
+	p := stack.Prepared{Settings: map[string]string{"model_path": m.Path, "cuda_visible_devices": ep.CUDAVisibleDevices()}}
 	in := d.ensure(ctx, ep, m, c)
 	p.Settings["server_log"] = in.logPath
 	if in.offload != "" {
@@ -545,7 +619,7 @@ func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target,
 // per event.
 func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, _ stack.Candidate, r stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
 	d.mu.Lock()
-	in := d.cur
+	in := d.servers[ep.Addr]
 	d.mu.Unlock()
 	req := CompletionRequest{
 		Prompt:      r.Prompt,
@@ -688,14 +762,15 @@ func (d *Driver) Debug(ep stack.Endpoint, t stack.Target, c stack.Candidate, r s
 	write(".metrics.json", b)
 }
 
-// Server returns the running server process, or nil (for tests).
+// Server returns the process of the server started last while it is still the current one
+// of its endpoint, or nil (for tests).
 func (d *Driver) Server() *server.Process {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cur == nil {
+	if d.last == nil || d.servers[d.last.ep.Addr] != d.last {
 		return nil
 	}
-	return d.cur.proc
+	return d.last.proc
 }
 
 // bytesPerToken is what decoding one token of the model file reads (gguf.TokenTraffic), or

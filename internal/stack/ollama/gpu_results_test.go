@@ -24,6 +24,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fuze-ai/fuze/internal/results"
 	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
@@ -243,8 +244,8 @@ func readGPURun(t *testing.T, path string) []gpuRecord {
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
+		if line == "" || results.IsRunSummary([]byte(line)) {
+			continue // the run_summary line is the run's wall time, not a row
 		}
 		var r gpuRecord
 		if err := json.Unmarshal([]byte(line), &r); err != nil {

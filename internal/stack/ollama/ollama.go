@@ -42,6 +42,7 @@ type Config struct {
 	PersistentPort int    // PERSISTENT_PORT: daemon used for discovery, pulls and baking
 	TestPortA      int    // TEST_PORT_A
 	TestPortB      int    // TEST_PORT_B
+	SplitPort      int    // SPLIT_PORT: the A+B test daemon (SPLIT_ENDPOINTS=1)
 	SkipTestUnits  bool   // SKIP_TEST_UNITS: bench the persistent daemon itself
 	ModelsDir      string // OLLAMA_MODELS_DIR: the store the test daemons serve
 	Bin            string // OLLAMA_BIN
@@ -82,6 +83,8 @@ type Driver struct {
 	cfg        Config
 	log        io.Writer
 	persistent *ollamaapi.Client
+	// reserveMiB is RESERVE_GPU_MEMORY_MIB, from the selection Setup was given.
+	reserveMiB int
 
 	mu      sync.Mutex
 	daemons map[string]server.Handle // by endpoint address; only those fuze started
@@ -138,6 +141,10 @@ func (d *Driver) Setup(ctx context.Context, sel gpu.Selection) ([]stack.Endpoint
 	if sel.B != nil {
 		eps = append(eps, stack.Endpoint{Suffix: "B", Addr: hostPort(d.cfg.TestPortB), Unit: "proc", GPU: sel.B})
 	}
+	if ep, ok := stack.SplitEndpoint(sel, hostPort(d.cfg.SplitPort)); ok {
+		eps = append(eps, ep)
+	}
+	d.reserveMiB = sel.ReserveMiB
 	for i := range eps {
 		if err := d.startDaemon(ctx, &eps[i]); err != nil {
 			d.stopDaemons()
@@ -152,22 +159,14 @@ func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint, extraEnv .
 	if err := server.CheckPortFree(ep.Addr); err != nil {
 		return err
 	}
-	cuda := "" // no GPU: keep the daemon on the CPU
-	if ep.GPU != nil {
-		cuda = ep.GPU.CUDAVisibleDevices()
-	}
-	env := append(append([]string{}, d.cfg.Environ...),
-		"OLLAMA_HOST="+ep.Addr,
-		"OLLAMA_MODELS="+d.cfg.ModelsDir,
-		"CUDA_VISIBLE_DEVICES="+cuda,
-	)
+	env := append(append([]string{}, d.cfg.Environ...), d.DaemonEnv(*ep)...)
 	env = append(env, extraEnv...)
-	logPath := filepath.Join(d.cfg.LogDir, fmt.Sprintf("ollama_%s_%s.log", strings.ToLower(ep.Suffix), d.cfg.RunTS))
+	logPath := filepath.Join(d.cfg.LogDir, fmt.Sprintf("ollama_%s_%s.log", fileSuffix(ep.Suffix), d.cfg.RunTS))
 	spec := server.Spec{Name: "ollama test daemon " + ep.Suffix + " on " + ep.Addr, Path: d.cfg.Bin, Args: []string{"serve"}, Env: env, LogPath: logPath}
 	var h server.Handle
 	if d.cfg.Systemd != nil {
 		_, port, _ := net.SplitHostPort(ep.Addr)
-		unit := "ollama-test-" + strings.ToLower(ep.Suffix) + ".service"
+		unit := "ollama-test-" + fileSuffix(ep.Suffix) + ".service"
 		u, err := d.cfg.Systemd.Start(ctx, unit, fmt.Sprintf("Ollama (TEST %s on :%s)", ep.Suffix, port), spec)
 		if err != nil {
 			return err
@@ -197,11 +196,83 @@ func (d *Driver) startDaemon(ctx context.Context, ep *stack.Endpoint, extraEnv .
 	return nil
 }
 
+// DaemonEnv is what a test daemon of ep gets beside the run's environment: its address and
+// store, the endpoint's GPUs (none: the CPU), OLLAMA_SCHED_SPREAD=1 on a split endpoint (else
+// Ollama puts a model that fits one GPU on one GPU only, and A+B would measure a single GPU),
+// and OLLAMA_GPU_OVERHEAD, the memory per GPU its scheduler leaves unused
+// (RESERVE_GPU_MEMORY_MIB, in bytes as Ollama reads it).
+func (d *Driver) DaemonEnv(ep stack.Endpoint) []string {
+	env := []string{
+		"OLLAMA_HOST=" + ep.Addr,
+		"OLLAMA_MODELS=" + d.cfg.ModelsDir,
+		"CUDA_VISIBLE_DEVICES=" + ep.CUDAVisibleDevices(),
+	}
+	if ep.IsSplit() {
+		env = append(env, "OLLAMA_SCHED_SPREAD=1")
+	}
+	if d.reserveMiB > 0 && ep.GPU != nil {
+		env = append(env, "OLLAMA_GPU_OVERHEAD="+strconv.FormatInt(int64(d.reserveMiB)<<20, 10))
+	}
+	return env
+}
+
+// fileSuffix is an endpoint suffix as log files and systemd units name it: "a", "b", "ab"
+// (systemd refuses '+' in unit names).
+func fileSuffix(suffix string) string {
+	return strings.ToLower(strings.ReplaceAll(suffix, stack.SplitSeparator, ""))
+}
+
+// Release implements stack.Releaser: it unloads every model ep's daemon keeps loaded
+// (keep_alive 0), so that its runner leaves the GPU before an endpoint sharing that GPU is
+// measured; the daemon itself stays up and the next warm-up loads the model again.
+func (d *Driver) Release(ctx context.Context, ep stack.Endpoint) {
+	c := d.client(ep.Addr)
+	tctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
+	defer cancel()
+	loaded, err := c.PS(tctx)
+	if err != nil {
+		fmt.Fprintf(d.log, "! [%s] release: /api/ps: %v\n", ep.Suffix, err)
+		return
+	}
+	for _, m := range loaded {
+		gctx, gcancel := context.WithTimeout(ctx, d.cfg.TimeoutGen)
+		_, err := c.Generate(gctx, ollamaapi.GenerateRequest{Model: m.Name, KeepAlive: "0"}, nil)
+		gcancel()
+		if err != nil {
+			fmt.Fprintf(d.log, "! [%s] release %s: %v\n", ep.Suffix, m.Name, err)
+			continue
+		}
+		fmt.Fprintf(d.log, "== [%s] unloading %s (%d MiB on GPU) before an endpoint sharing its GPU\n", ep.Suffix, m.Name, m.SizeVRAM>>20)
+	}
+	// keep_alive 0 schedules the unload; the memory is free once the runner is gone from
+	// /api/ps.
+	for len(loaded) > 0 && tctx.Err() == nil {
+		if loaded, err = c.PS(tctx); err != nil || len(loaded) == 0 {
+			return
+		}
+		select {
+		case <-tctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if len(loaded) > 0 {
+		fmt.Fprintf(d.log, "! [%s] release: %d model(s) still loaded after %s\n", ep.Suffix, len(loaded), d.cfg.TimeoutTags)
+	}
+}
+
+// ParallelEndpoints implements stack.ParallelEndpoints: each endpoint has its own daemon, and
+// the driver's lock is never held across a request or a model load.
+func (d *Driver) ParallelEndpoints() bool { return true }
+
 func labelOf(ep stack.Endpoint) string {
 	if ep.GPU == nil {
 		return "cpu"
 	}
-	return ep.GPU.Label + " " + ep.GPU.UUID
+	s := ep.GPULabel() + " " + ep.GPUUUIDs()
+	if ep.IsSplit() {
+		s += ", OLLAMA_SCHED_SPREAD=1"
+	}
+	return s
 }
 
 // Close garbage-collects baked variants (GC_AFTER_RUN) and stops the test daemons.
@@ -512,7 +583,10 @@ func (d *Driver) Finished(ctx context.Context, ep stack.Endpoint, _ stack.Target
 		d.mu.Unlock()
 		return
 	}
-	if !d.cfg.KeepFailed && d.persistent.Delete(ctx, c.ModelTag) == nil {
+	d.mu.Lock()
+	shared := d.worked[name] // another endpoint (same GPU label) measured it: keep it
+	d.mu.Unlock()
+	if !d.cfg.KeepFailed && !shared && d.persistent.Delete(ctx, c.ModelTag) == nil {
 		d.mu.Lock()
 		delete(d.baked, name)
 		d.mu.Unlock()
@@ -573,10 +647,17 @@ func (d *Driver) bake(ctx context.Context, t stack.Target, c stack.Candidate) er
 		return err
 	}
 	d.mu.Lock()
-	d.created = append(d.created, name)
+	// Endpoints measured in parallel on GPUs of one label bake the same variant at the same
+	// time: it is created twice (the same model) but recorded once.
+	first := !d.baked[name]
+	if first {
+		d.created = append(d.created, name)
+	}
 	d.baked[name] = true
 	d.mu.Unlock()
-	d.appendCreated(name)
+	if first {
+		d.appendCreated(name)
+	}
 	return nil
 }
 

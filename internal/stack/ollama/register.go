@@ -58,6 +58,7 @@ func ConfigFromKnobs(cfg *knobs.Config, logDir, runTS string) (Config, error) {
 	c.PersistentPort = num("PERSISTENT_PORT")
 	c.TestPortA = num("TEST_PORT_A")
 	c.TestPortB = num("TEST_PORT_B")
+	c.SplitPort = num("SPLIT_PORT")
 	if cfg.Get("SKIP_TEST_UNITS") != "" {
 		c.SkipTestUnits = flag("SKIP_TEST_UNITS")
 	}

@@ -29,14 +29,30 @@ type Driver struct {
 	TimerFactor float64
 	// ShortBy makes every answer that many tokens shorter than asked (an early end).
 	ShortBy int
+	// Endpoints, when set, are what Setup returns (default: A on the CPU).
+	Endpoints []stack.Endpoint
+	// FromSelection makes Setup build the endpoints from the GPU selection as the real
+	// drivers do: A, B when selected, A+B with SPLIT_ENDPOINTS.
+	FromSelection bool
+	// Parallel is what ParallelEndpoints answers: whether the engine may measure the
+	// endpoints at the same time.
+	Parallel bool
+	// OnSend, when set, is called at the start of every Send, outside the driver's lock: a
+	// test can block one endpoint until another has started, which proves they run at the
+	// same time without reading a clock.
+	OnSend func(ctx context.Context, ep stack.Endpoint)
 
 	// clock is the driver's virtual time: Send advances it by each token's decode time, and
 	// the engine reads it through Now, so rates are exact whatever the machine is doing.
 	clock time.Time
 
+	// sendMu makes requests take turns on the virtual clock: endpoints measured in parallel
+	// would otherwise advance it for each other, and every rate would be wrong.
+	sendMu   sync.Mutex
 	mu       sync.Mutex
 	Calls    []string // model tags sent, in order
 	Prepared []string // model tags prepared, in order
+	Released []string // endpoint suffixes released (stack.Releaser), in order
 	Closed   bool
 	// Starts counts the imaginary server's starts: a Prepare whose candidate's server-level
 	// settings differ from the previous Prepare's (the first one included).
@@ -72,12 +88,34 @@ func (d *Driver) Workload() stack.Workload {
 	return stack.Workload{Prompt: "scripted prompt", MaxTokens: 10, RunTS: "20250101_000000"}
 }
 
-func (d *Driver) Setup(context.Context, gpu.Selection) ([]stack.Endpoint, error) {
+func (d *Driver) Setup(_ context.Context, sel gpu.Selection) ([]stack.Endpoint, error) {
 	if d.SetupError != nil {
 		return nil, d.SetupError
 	}
+	if d.FromSelection {
+		d.Endpoints = []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc", GPU: sel.A}}
+		if sel.B != nil {
+			d.Endpoints = append(d.Endpoints, stack.Endpoint{Suffix: "B", Addr: "127.0.0.1:2", Unit: "proc", GPU: sel.B})
+		}
+		if ep, ok := stack.SplitEndpoint(sel, "127.0.0.1:3"); ok {
+			d.Endpoints = append(d.Endpoints, ep)
+		}
+	}
+	if d.Endpoints != nil {
+		return d.Endpoints, nil
+	}
 	return []stack.Endpoint{{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc"}}, nil
 }
+
+// Release implements stack.Releaser: it records the endpoint.
+func (d *Driver) Release(_ context.Context, ep stack.Endpoint) {
+	d.mu.Lock()
+	d.Released = append(d.Released, ep.Suffix)
+	d.mu.Unlock()
+}
+
+// ParallelEndpoints implements stack.ParallelEndpoints.
+func (d *Driver) ParallelEndpoints() bool { return d.Parallel }
 
 func (d *Driver) Close(context.Context) {
 	d.mu.Lock()
@@ -117,7 +155,12 @@ func (d *Driver) Prepare(_ context.Context, _ stack.Endpoint, _ stack.Target, c 
 	return stack.Prepared{Settings: map[string]string{"prepared": "yes"}}, nil
 }
 
-func (d *Driver) Send(_ context.Context, _ stack.Endpoint, _ stack.Target, c stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+func (d *Driver) Send(ctx context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate, req stack.Request, rec stack.Arrivals) (measure.ServerCounters, error) {
+	if d.OnSend != nil {
+		d.OnSend(ctx, ep)
+	}
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
 	d.mu.Lock()
 	d.Calls = append(d.Calls, c.ModelTag)
 	q := d.Rates[c.ModelTag]

@@ -117,6 +117,12 @@ func parseFakeArgs(args []string) (fakeArgs, string, string) {
 			a.gpuMemUtil, err = strconv.ParseFloat(val, 64)
 		case "--max-num-seqs":
 			a.maxNumSeqs, err = strconv.Atoi(val)
+		case "--tensor-parallel-size":
+			// vLLM needs that many visible GPUs; the fake serves alike whatever the size.
+			var tp int
+			if tp, err = strconv.Atoi(val); err == nil && tp < 1 {
+				err = fmt.Errorf("must be ≥ 1")
+			}
 		default:
 			return a, prog, "unrecognized arguments: " + name
 		}

@@ -58,6 +58,7 @@ func FromKnobs(cfg *knobs.Config, logDir, runTS string) (Config, error) {
 	c := Config{
 		PortA:          num("PORT_A"),
 		PortB:          num("PORT_B"),
+		SplitPort:      num("SPLIT_PORT"),
 		MaxModelLen:    num(ctxKnob),
 		MaxTokens:      num(predKnob),
 		DType:          cfg.Get("DTYPE"),

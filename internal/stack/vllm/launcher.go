@@ -34,11 +34,14 @@ type Launcher struct {
 type ServeFlags struct {
 	Host        string
 	Port        int
-	DType       string   // --dtype
-	MaxModelLen int      // --max-model-len
-	GPUMemUtil  float64  // --gpu-memory-utilization
-	MaxNumSeqs  int      // --max-num-seqs (0: not passed, vLLM's default)
-	Extra       []string // tuning flags (tune.go), appended as they are
+	DType       string  // --dtype
+	MaxModelLen int     // --max-model-len
+	GPUMemUtil  float64 // --gpu-memory-utilization
+	MaxNumSeqs  int     // --max-num-seqs (0: not passed, vLLM's default)
+	// TensorParallel is --tensor-parallel-size: the GPUs one model is split over (0 or 1:
+	// not passed, one GPU).
+	TensorParallel int
+	Extra          []string // tuning flags (tune.go), appended as they are
 }
 
 // Args returns the arguments (after Path) that serve model with f.
@@ -58,6 +61,9 @@ func (l Launcher) Args(model string, f ServeFlags) []string {
 	)
 	if f.MaxNumSeqs > 0 {
 		args = append(args, "--max-num-seqs", strconv.Itoa(f.MaxNumSeqs))
+	}
+	if f.TensorParallel > 1 {
+		args = append(args, "--tensor-parallel-size", strconv.Itoa(f.TensorParallel))
 	}
 	return append(args, f.Extra...)
 }

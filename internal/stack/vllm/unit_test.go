@@ -119,6 +119,11 @@ func TestArgs(t *testing.T) {
 	if got, want := (Launcher{Path: "python", Module: true}).Args("org/m", f), append([]string{"-m", "vllm.entrypoints.openai.api_server", "--model", "org/m"}, tail...); !reflect.DeepEqual(got, want) {
 		t.Errorf("module form %q", got)
 	}
+	// Endpoint A+B: one model over both GPUs.
+	f.TensorParallel = 2
+	if got, want := (Launcher{Path: "vllm"}).Args("org/m", f), append(append([]string{"serve", "org/m"}, tail...), "--tensor-parallel-size", "2"); !reflect.DeepEqual(got, want) {
+		t.Errorf("tensor parallel %q", got)
+	}
 }
 
 func TestResolveModels(t *testing.T) {

@@ -45,6 +45,7 @@ type Config struct {
 	Launcher    Launcher
 	PortA       int // PORT_A
 	PortB       int // PORT_B
+	SplitPort   int // SPLIT_PORT: endpoint A+B, tensor parallel over both GPUs (SPLIT_ENDPOINTS=1)
 	Models      []Model
 	MaxModelLen int     // --max-model-len: BENCH_NUM_CTX, else CTX
 	MaxTokens   int     // max_tokens: BENCH_NUM_PREDICT, else PRED
@@ -133,6 +134,9 @@ func (d *Driver) Setup(_ context.Context, sel gpu.Selection) ([]stack.Endpoint, 
 	if sel.B != nil {
 		eps = append(eps, stack.Endpoint{Suffix: "B", Addr: hostPort(d.cfg.PortB), Unit: "proc", GPU: sel.B})
 	}
+	if ep, ok := stack.SplitEndpoint(sel, hostPort(d.cfg.SplitPort)); ok {
+		eps = append(eps, ep)
+	}
 	for _, ep := range eps {
 		if err := server.CheckPortFree(ep.Addr); err != nil {
 			return nil, fmt.Errorf("vLLM endpoint %s: %w", ep.Suffix, err)
@@ -141,6 +145,23 @@ func (d *Driver) Setup(_ context.Context, sel gpu.Selection) ([]stack.Endpoint, 
 	fmt.Fprintf(d.log, "vLLM launcher: %s\n", d.cfg.Launcher)
 	return eps, nil
 }
+
+// Release implements stack.Releaser: it stops ep's server (vLLM claims
+// --gpu-memory-utilization of each GPU it sees), so an endpoint sharing its GPU gets the
+// memory; ep's next Prepare starts it again.
+func (d *Driver) Release(_ context.Context, ep stack.Endpoint) {
+	d.mu.Lock()
+	s := d.servers[ep.Addr]
+	delete(d.servers, ep.Addr)
+	d.mu.Unlock()
+	if s != nil && s.proc != nil {
+		_ = s.proc.Stop(d.cfg.StopGrace)
+	}
+}
+
+// ParallelEndpoints implements stack.ParallelEndpoints: one server per endpoint, and the
+// driver's lock is not held while a server starts or answers.
+func (d *Driver) ParallelEndpoints() bool { return true }
 
 // Close stops every server fuze started (the whole process group of each).
 func (d *Driver) Close(context.Context) {
@@ -253,13 +274,10 @@ func (d *Driver) start(ctx context.Context, ep stack.Endpoint, model string, seq
 	}
 	_, portStr, _ := net.SplitHostPort(ep.Addr)
 	port, _ := strconv.Atoi(portStr)
-	args := d.cfg.Launcher.Args(model, ServeFlags{Host: host, Port: port, DType: d.cfg.DType, MaxModelLen: d.cfg.MaxModelLen, GPUMemUtil: d.cfg.GPUMemUtil, MaxNumSeqs: seqs, Extra: extra})
-	cuda := "" // no GPU: keep vLLM off every GPU
-	if ep.GPU != nil {
-		cuda = ep.GPU.CUDAVisibleDevices()
-	}
+	args := d.cfg.Launcher.Args(model, ServeFlags{Host: host, Port: port, DType: d.cfg.DType, MaxModelLen: d.cfg.MaxModelLen, GPUMemUtil: d.cfg.GPUMemUtil, MaxNumSeqs: seqs, TensorParallel: len(ep.GPUs()), Extra: extra})
+	cuda := ep.CUDAVisibleDevices() // "" (no GPU): keep vLLM off every GPU
 	env := append(append([]string{}, d.cfg.Environ...), "CUDA_VISIBLE_DEVICES="+cuda)
-	logPath := filepath.Join(d.cfg.LogDir, fmt.Sprintf("vllm_%s_%s.log", strings.ToLower(ep.Suffix), d.cfg.RunTS))
+	logPath := filepath.Join(d.cfg.LogDir, fmt.Sprintf("vllm_%s_%s.log", strings.ToLower(strings.ReplaceAll(ep.Suffix, stack.SplitSeparator, "")), d.cfg.RunTS))
 	cmdline := d.cfg.Launcher.Path + " " + strings.Join(args, " ")
 	// The log is appended to across starts (the original truncated it at every start, so
 	// only the last model's log survived); a header says which start each part belongs to.
@@ -352,7 +370,7 @@ func labelOf(ep stack.Endpoint) string {
 	if ep.GPU == nil {
 		return "cpu"
 	}
-	return ep.GPU.Label + " " + ep.GPU.UUID
+	return ep.GPULabel() + " " + ep.GPUUUIDs()
 }
 
 // Workload implements stack.Planner: PROMPT and MAX_TOKENS.

@@ -571,12 +571,33 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		fs.IntVar(&opt.Parallel, n, 1, "")
 	}
 	fs.BoolVar(&opt.NoMmap, "no-mmap", false, "")
+	// Multi-GPU placement (common/arg.cpp): accepted and checked as llama-server checks them;
+	// the fake's rate does not depend on them.
+	var splitMode, tensorSplit string
+	for _, n := range []string{"split-mode", "sm"} {
+		fs.StringVar(&splitMode, n, "layer", "")
+	}
+	for _, n := range []string{"tensor-split", "ts"} {
+		fs.StringVar(&tensorSplit, n, "", "")
+	}
 	var contBatching bool // the server's default since 2024; the fake batches nothing (one slot serves at a time)
 	fs.BoolVar(&contBatching, "cont-batching", true, "")
 	fs.BoolVar(&contBatching, "cb", true, "")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
+	}
+	if splitMode != "none" && splitMode != "layer" && splitMode != "row" {
+		fmt.Fprintf(stderr, "error: invalid value for --split-mode: %s\n", splitMode)
+		return 1
+	}
+	if tensorSplit != "" {
+		for _, p := range strings.Split(tensorSplit, ",") {
+			if _, err := strconv.ParseFloat(p, 64); err != nil {
+				fmt.Fprintf(stderr, "error: invalid value for --tensor-split: %s\n", tensorSplit)
+				return 1
+			}
+		}
 	}
 	opt.CPUBuild = getenv("FUZE_FAKE_LLAMA_BUILD") == "cpu"
 	if opt.CPUBuild && ngl != -1 {
