@@ -56,6 +56,9 @@ func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root
 	}
 	defer driver.Close(context.WithoutCancel(ctx))
 	endpoints, err := driver.Setup(ctx, sel)
+	if err == nil {
+		endpoints, err = chooseEndpoints(cfg, endpoints)
+	}
 	if err != nil {
 		return "", err
 	}

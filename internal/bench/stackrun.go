@@ -68,6 +68,9 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	// after a failed Setup (it may have started some).
 	defer driver.Close(context.WithoutCancel(ctx))
 	endpoints, err := driver.Setup(ctx, sel)
+	if err == nil {
+		endpoints, err = chooseEndpoints(cfg, endpoints)
+	}
 	if err != nil {
 		return "", err // no run file for a stack that could not start
 	}

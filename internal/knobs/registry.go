@@ -59,6 +59,8 @@ var registry = []Knob{
 		Doc: "fuze: 1 measures GPU endpoints A and B at the same time, one worker and its own servers each, when the stack's driver keeps them apart (Ollama, vLLM, llama.cpp; A+B, which shares their GPUs, runs after them); 0 measures them one after another. GPUs that share a PCIe switch, or servers that share the host's CPU threads and memory bandwidth, can disturb each other: compare a run with 0 before trusting parallel rates. The run prints its wall time overall and per endpoint either way"},
 	{Name: "SPLIT_ENDPOINTS", Default: "0", Kind: KindBool01, Stacks: on(StackOllama, StackVLLM, StackLlamaCpp),
 		Doc: "fuze: 1 adds endpoint A+B, one server spreading each model over both selected GPUs (Ollama: both UUIDs in CUDA_VISIBLE_DEVICES and OLLAMA_SCHED_SPREAD=1; llama.cpp: --split-mode LLAMACPP_SPLIT_MODE with --tensor-split from the GPUs' free memory; vLLM: --tensor-parallel-size 2). Its rows have suffix A+B, gpu_label like nvidia-h200+nvidia-h200 and both UUIDs joined by + in gpu_uuid; needs two GPUs"},
+	{Name: "ENDPOINTS", Default: "", Kind: KindList, Stacks: on(StackOllama, StackVLLM, StackLlamaCpp),
+		Doc: "fuze: the endpoints to measure, by suffix (A, B, A+B); empty: every endpoint the GPUs give. ENDPOINTS=A keeps a one-GPU experiment on the first GPU of a two-GPU machine"},
 	{Name: "SPLIT_PORT", Default: "11437", Kind: KindInt, Stacks: on(StackOllama, StackVLLM, StackLlamaCpp),
 		Doc: "fuze: port of the A+B endpoint's server (SPLIT_ENDPOINTS=1)"},
 	{Name: "RESERVE_GPU_MEMORY_MIB", Default: "0", Kind: KindInt, Stacks: on(StackOllama, StackLlamaCpp),
