@@ -145,7 +145,7 @@ func Run[C any](ctx context.Context, p Policy, cands []C, key func(C) string, me
 		onEvent(Event{Kind: "round", Round: r, Survivors: len(todo)})
 		for _, i := range todo {
 			if err := ctx.Err(); err != nil {
-				return finish(res), err
+				return withGrid(finish(res), order), err
 			}
 			c := &res.Candidates[i]
 			if c.Server != last {
@@ -154,7 +154,7 @@ func Run[C any](ctx context.Context, p Policy, cands []C, key func(C) string, me
 			}
 			m := measure(ctx, i, c.C)
 			if err := ctx.Err(); err != nil {
-				return finish(res), err // an interrupted measurement is not one
+				return withGrid(finish(res), order), err // an interrupted measurement is not one
 			}
 			res.Measurements++
 			c.Rounds++
@@ -186,15 +186,7 @@ func Run[C any](ctx context.Context, p Policy, cands []C, key func(C) string, me
 			}
 		}
 	}
-	res = finish(res)
-	// The full grid: every candidate measured every round the search ran.
-	res.GridMeasurements = len(cands) * res.Rounds
-	res.GridServerStarts = res.Rounds * keyChanges(res.Candidates, identity(len(cands)))
-	res.GroupedGridStarts = res.Rounds * keyChanges(res.Candidates, order)
-	if res.Rounds > 1 {
-		// A grouped grid walked back and forth shares a server between rounds, as Run does.
-		res.GroupedGridStarts -= res.Rounds - 1
-	}
+	res = withGrid(finish(res), order)
 	survivors := 0
 	for _, a := range alive {
 		if a {
@@ -292,4 +284,18 @@ func positive(xs []float64) []float64 {
 func (r Result[C]) Describe() string {
 	return fmt.Sprintf("%d rounds, %d measurements (full grid: %d), %d server starts (full grid in the planner's order: %d, grouped: %d)",
 		r.Rounds, r.Measurements, r.GridMeasurements, r.ServerStarts, r.GridServerStarts, r.GroupedGridStarts)
+}
+
+// withGrid fills in what the full grid would have cost for the rounds the search ran (begun
+// rounds count, so an interrupted search is compared with the grid it had started): every
+// candidate measured every round.
+func withGrid[C any](res Result[C], order []int) Result[C] {
+	res.GridMeasurements = len(res.Candidates) * res.Rounds
+	res.GridServerStarts = res.Rounds * keyChanges(res.Candidates, identity(len(res.Candidates)))
+	res.GroupedGridStarts = res.Rounds * keyChanges(res.Candidates, order)
+	if res.Rounds > 1 {
+		// A grouped grid walked back and forth shares a server between rounds, as Run does.
+		res.GroupedGridStarts -= res.Rounds - 1
+	}
+	return res
 }

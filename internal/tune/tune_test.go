@@ -160,3 +160,24 @@ func TestEffectsPairsOnlyCandidatesDifferingInOneKnob(t *testing.T) {
 		t.Errorf("effects %v", got)
 	}
 }
+
+// An interrupted search still says what the full grid of its begun rounds would have cost (a
+// GPU run cut at its deadline printed "full grid: 0" before).
+func TestRunInterruptedKeepsGridCost(t *testing.T) {
+	cands := []cand{{"0", "1"}, {"1", "1"}, {"0", "2"}, {"1", "2"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	res, err := Run(ctx, Policy{Rounds: 3}, cands, key, func(context.Context, int, cand) Measurement {
+		n++
+		if n == 6 { // in round 2
+			cancel()
+		}
+		return Measurement{Decode: []float64{10, 10, 10, 10, 10}}
+	}, func(Event) {})
+	if err == nil {
+		t.Fatal("no error from an interrupted search")
+	}
+	if res.Rounds != 2 || res.Measurements != 5 || res.GridMeasurements != 8 || res.GridServerStarts != 8 || res.GroupedGridStarts != 3 {
+		t.Errorf("rounds %d measurements %d grid %d grid starts %d grouped %d", res.Rounds, res.Measurements, res.GridMeasurements, res.GridServerStarts, res.GroupedGridStarts)
+	}
+}
