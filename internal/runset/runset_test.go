@@ -13,8 +13,9 @@ import (
 
 var gpuDir = filepath.Join("..", "..", "results", "gpu")
 
-// TestLoadCommittedGPURuns reads the committed GPU folder: its four runs (CSV with JSONL), its
-// machine.txt, and nothing else (console transcripts, env files, logs are left alone).
+// TestLoadCommittedGPURuns reads the committed GPU folder: its runs (CSV with JSONL: four
+// sweeps, the telemetry sweep, the Ollama tuning search), its machine.txt, and nothing else
+// (console transcripts, env files, logs, the two-GPU folder are left alone).
 func TestLoadCommittedGPURuns(t *testing.T) {
 	set, warnings, err := Load([]string{gpuDir})
 	if err != nil {
@@ -27,17 +28,30 @@ func TestLoadCommittedGPURuns(t *testing.T) {
 	for _, f := range set.Files {
 		files = append(files, filepath.Base(f))
 	}
-	if want := []string{"llamacpp_llama-1b.csv", "llamacpp_llama-8b.csv", "ollama_llama-1b.csv", "ollama_llama-8b.csv", "telemetry-sweep-ollama-llama8b.csv"}; !slices.Equal(files, want) {
+	if want := []string{"llamacpp_llama-1b.csv", "llamacpp_llama-8b.csv", "ollama_llama-1b.csv", "ollama_llama-8b.csv", "telemetry-sweep-ollama-llama8b.csv", "tune-ollama-llama8b.csv"}; !slices.Equal(files, want) {
 		t.Errorf("files %v, want %v", files, want)
 	}
 	if len(set.Machine) != 1 || filepath.Base(set.Machine[0]) != "machine.txt" || len(set.Serving) != 2 {
 		t.Errorf("machine %v serving %v", set.Machine, set.Serving)
 	}
-	if len(set.Configs) != 10 {
-		t.Fatalf("%d configurations, want 10", len(set.Configs))
+	var configs, tuned []Config
+	for _, c := range set.Configs {
+		if strings.HasPrefix(c.Source, "tune-") {
+			tuned = append(tuned, c)
+		} else {
+			configs = append(configs, c)
+		}
+	}
+	// The tuning search: the default, 16 configurations measured in round 1, 12 again in round
+	// 2, and the one its deadline interrupted (a failure, never a figure).
+	if failed := slices.IndexFunc(tuned, func(c Config) bool { return c.Failed }); len(tuned) != 30 || failed != len(tuned)-1 {
+		t.Errorf("%d tuning rows, the failed one at %d; want 30, the last", len(tuned), failed)
+	}
+	if len(configs) != 10 {
+		t.Fatalf("%d configurations, want 10", len(configs))
 	}
 	byKey := map[string]Config{}
-	for _, c := range set.Configs {
+	for _, c := range configs {
 		if !strings.HasPrefix(c.Source, "telemetry-sweep") { // the same configurations, measured again
 			byKey[c.Stack+" "+c.Model+" "+c.NumGPU] = c
 		}
