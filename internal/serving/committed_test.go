@@ -109,3 +109,25 @@ func TestCommittedGPUEnergyResults(t *testing.T) {
 		}
 	}
 }
+
+// The committed comparison runs (fuze at 8 and 32 streams on eight slots, beside the
+// independent client's figures in results/gpu/independent-load-client.txt): 32 requests per
+// level, all completed, nothing above physics, and eight slots saturated: 32 streams give no
+// more than 1.25 × the throughput of 8.
+func TestCommittedGPUServingComparison(t *testing.T) {
+	for _, name := range []string{"serving-cmp_ollama_llama8b.jsonl", "serving-cmp_llamacpp_llama8b.jsonl"} {
+		by := map[int]committedLevel{}
+		for _, l := range committedLevels(t, name) {
+			if l.Parallel != "8" || l.Completed != 32 || l.Failed != 0 || l.PhysicsFlag != "" {
+				t.Errorf("%s c=%d: parallel %s, %d completed, %d failed, flag %q", name, l.Concurrency, l.Parallel, l.Completed, l.Failed, l.PhysicsFlag)
+			}
+			by[l.Concurrency] = l
+		}
+		if len(by) != 2 {
+			t.Fatalf("%s: levels %v, want 8 and 32", name, by)
+		}
+		if r := by[32].OutputTPS / by[8].OutputTPS; r > 1.25 {
+			t.Errorf("%s: 32 streams at %.1f tok/s vs 8 at %.1f (ratio %.2f) on eight slots", name, by[32].OutputTPS, by[8].OutputTPS, r)
+		}
+	}
+}
