@@ -313,8 +313,15 @@ func (d *Driver) candidate(label, tag, ngl string) stack.Candidate {
 }
 
 // Baseline implements stack.Driver: the server without --n-gpu-layers, i.e. its own default
-// offload, recorded as "default" with the offload the server reports in the sample.
-func (d *Driver) Baseline(_ context.Context, _ stack.Endpoint, t stack.Target) (stack.Candidate, error) {
+// offload, recorded as "default" with the offload the server reports in the sample. A tuning
+// search on a GPU that keeps one offload (NGL_CANDIDATES of one value) compares the server's
+// defaults of the tuned settings at that offload instead: builds before mid 2025 default to no
+// layers on the GPU, a baseline on the CPU that says nothing about the tuned settings and took
+// over five minutes for the 8B F16 on an H200 host.
+func (d *Driver) Baseline(_ context.Context, ep stack.Endpoint, t stack.Target) (stack.Candidate, error) {
+	if ep.GPU != nil && !d.cfg.Tune.empty() && len(d.cfg.NGL) == 1 {
+		return d.candidate(stack.LabelBaseline, t.Alias, strconv.Itoa(d.cfg.NGL[0])), nil
+	}
 	return d.candidate(stack.LabelBaseline, t.Alias, "default"), nil
 }
 

@@ -60,3 +60,35 @@ func TestGPUTuningEnvGivesAtLeast12(t *testing.T) {
 		t.Fatalf("%d configurations (%v), want ≥ 12", len(cands), err)
 	}
 }
+
+// A tuning search on a GPU at one offload compares against the server's defaults at that
+// offload (an old llama-server's own default, no layers on the GPU, would be a CPU baseline);
+// without tuning sets, or sweeping the offload, the baseline stays the server's own default.
+func TestTuningBaselineKeepsTheOffload(t *testing.T) {
+	gpuEP := stack.Endpoint{Addr: "127.0.0.1:9", GPU: &gpu.GPU{Label: "nvidia-h200"}}
+	tu := Tuning{FlashAttn: []string{"off", "on"}}
+	for _, tc := range []struct {
+		ngl  []int
+		tune Tuning
+		ep   stack.Endpoint
+		want string
+	}{
+		{[]int{-1}, tu, gpuEP, "--n-gpu-layers 999"},
+		{[]int{-1, 16}, tu, gpuEP, ""},
+		{[]int{-1}, Tuning{}, gpuEP, ""},
+		{[]int{-1}, tu, stack.Endpoint{Addr: "127.0.0.1:9"}, ""},
+	} {
+		d := New(Config{CtxSize: 2048, BatchSize: 32, NumPredict: 8, NGL: tc.ngl, Tune: tc.tune}, io.Discard)
+		base, err := d.Baseline(context.Background(), tc.ep, stack.Target{Model: "m", Alias: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := strings.Join(d.ServerArgs(tc.ep, "/m.gguf", base), " ")
+		if got := strings.Contains(args, "--n-gpu-layers"); got != (tc.want != "") || (tc.want != "" && !strings.Contains(args, tc.want)) {
+			t.Errorf("ngl %v tune %v gpu %v: baseline args %q, want %q", tc.ngl, !tc.tune.empty(), tc.ep.GPU != nil, args, tc.want)
+		}
+		if base.Label != stack.LabelBaseline {
+			t.Errorf("baseline labelled %q", base.Label)
+		}
+	}
+}
