@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,9 +45,11 @@ func TestServingOpenLoopThroughFuzeStack(t *testing.T) {
 			t.Errorf("row %d: %v", i, r)
 		}
 	}
-	// Every request at once under a cap of 2: four of six waited.
-	if rows[1]["capped"] != "4" {
-		t.Errorf("inf level capped %q, want 4", rows[1]["capped"])
+	// Every request at once under a cap of 2: up to four of six wait. On the real clock a
+	// request can end before a starved arrival loop reaches the last arrivals (CI saw 3), so
+	// this checks the range; the exact count is tested on a virtual clock in internal/engine.
+	if c, err := strconv.Atoi(rows[1]["capped"]); err != nil || c < 1 || c > 4 {
+		t.Errorf("inf level capped %q, want 1 to 4", rows[1]["capped"])
 	}
 	if !strings.Contains(stderr, `"rate":"inf"`) || !strings.Contains(stderr, `"goodput_offered_rate":"inf"`) || !strings.Contains(stdout, "rate=inf/s, cap 2") {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
