@@ -163,7 +163,9 @@ func Build(set *runset.Set, opts Options) (*Data, []string) {
 	for _, name := range order {
 		m := buildModel(name, byModel[name], servingBy[name])
 		for _, t := range tuningBy[name] {
-			m.Tuning = append(m.Tuning, newTuning(t))
+			tu := newTuning(t)
+			m.Tuning = append(m.Tuning, tu)
+			m.Charts = append(m.Charts, tuningCharts(tu)...)
 		}
 		m.ID = uniqueID(ids, name)
 		for i := range m.Charts {

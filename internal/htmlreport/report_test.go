@@ -99,7 +99,7 @@ func TestFixtureSections(t *testing.T) {
 		t.Fatalf("models %v: want the Ollama and llama.cpp names of one GGUF in one section \"tiny\"", names(d))
 	}
 	m := d.Models[0]
-	if got := kinds(m.Charts); !slices.Equal(got, []string{"offload", "itl", "energy", "serving", "serving-ttft", "serving-itl", "energy"}) {
+	if got := kinds(m.Charts); !slices.Equal(got, []string{"offload", "itl", "energy", "serving", "serving-ttft", "serving-itl", "energy", "tuning", "tuning"}) {
 		t.Errorf("chart kinds %v", got)
 	}
 	if len(m.Rows) != 7 {
@@ -367,6 +367,23 @@ func TestFixtureTuning(t *testing.T) {
 	}
 	if !slices.EqualFunc(effects, wantEffects, slices.Equal) {
 		t.Errorf("effect rows\n%q\nwant\n%q", effects, wantEffects)
+	}
+	// The charts: per objective with effects, the ratios with their intervals as whiskers and a
+	// line at 1.
+	var charts []Chart
+	for _, c := range d.Models[0].Charts {
+		if c.Kind == "tuning" {
+			charts = append(charts, c)
+		}
+	}
+	if len(charts) != 2 || !strings.Contains(charts[0].Title, "decode_tps") || !strings.Contains(charts[1].Title, "ttft_ms") {
+		t.Fatalf("%d tuning charts, want decode_tps and ttft_ms", len(charts))
+	}
+	c := charts[0]
+	eff, ref := c.Series[0], c.Series[1]
+	if !slices.Equal(c.XTicks, []string{"OLLAMA_FLASH_ATTENTION 0 → 1", "num_batch <512&> → 128"}) || !c.Horizontal || c.YRef == nil || *c.YRef != 1 ||
+		len(c.Series) != 2 || *eff.Y[0] != 1.0312 || *eff.Low[0] != 1.0106 || *eff.High[1] != 1.012 || ref.Ref == nil || *ref.Ref != 1 || !ref.Dash {
+		t.Errorf("decode_tps chart %+v", c)
 	}
 	// Only the effect that helps is marked as the search's finding.
 	if n := strings.Count(html[strings.Index(html, `class="tuning-effects"`):], `<tr class="best">`); n != 1 {

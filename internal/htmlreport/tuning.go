@@ -114,3 +114,52 @@ func objDigits(objective string) int {
 	}
 	return 2
 }
+
+// objectiveColors color a tuning chart's effects by objective.
+var objectiveColors = map[string]string{"decode_tps": "#1f77b4", "ttft_ms": "#ff7f0e", "joules_per_token": "#2ca02c"}
+
+// tuningCharts are, per objective with effects, each knob change's ratio with its 95% interval
+// as whiskers and a dashed line at 1 (no effect): the effects table drawn, so that an interval
+// that covers 1 is seen at a glance.
+func tuningCharts(t Tuning) []Chart {
+	var out []Chart
+	for i, obj := range tune.Objectives {
+		var effects []TuningEffect
+		for _, e := range t.Effects {
+			if e.Objective == obj.Name {
+				effects = append(effects, e)
+			}
+		}
+		if len(effects) == 0 {
+			continue
+		}
+		better := "lower is better"
+		if obj.HigherBetter {
+			better = "higher is better"
+		}
+		color, ok := objectiveColors[obj.Name]
+		if !ok {
+			color = palette[(i+4)%len(palette)]
+		}
+		c := Chart{
+			Kind:  "tuning",
+			Title: fmt.Sprintf("Knob effects on %s — %s on %s", obj.Name, t.Stack, t.GPU),
+			Note: fmt.Sprintf("Points: the median ratio (to ÷ from) over the pairs differing in that knob only; "+
+				"whiskers: the 95%% bootstrap interval; dashed: no effect (1). For %s %s.", obj.Name, better),
+			XLabel: "knob change", YLabel: "ratio (to ÷ from)", Horizontal: true, YRef: ptr(1),
+		}
+		effect := Series{Label: obj.Name + " effect (95% CI)", Color: color, Points: true}
+		none := Series{Label: "no effect (1)", Color: "#7f7f7f", Dash: true, Ref: ptr(1)}
+		for k, e := range effects {
+			c.X = append(c.X, float64(k))
+			c.XTicks = append(c.XTicks, e.Knob+" "+e.From+" → "+e.To)
+			effect.Y = append(effect.Y, ptr(e.Ratio))
+			effect.Low = append(effect.Low, ptr(e.Low))
+			effect.High = append(effect.High, ptr(e.High))
+			none.Y = append(none.Y, ptr(1))
+		}
+		c.Series = []Series{effect, none}
+		out = append(out, c)
+	}
+	return out
+}
