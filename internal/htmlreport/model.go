@@ -1,7 +1,8 @@
 // Package htmlreport builds `fuze report`: one self-contained HTML file (uPlot and the data
 // embedded, nothing fetched) with, per model, the cross-stack table and charts of the rate
 // against GPU offload, the latency percentiles, and — when the inputs carry them — serving
-// (throughput against p99 latency per concurrency level) and energy per token; then where the
+// (throughput against p99 latency per concurrency level), energy per token, and the tuning
+// searches (each knob's effect with its confidence interval, from <run>.tuning.json); then where the
 // numbers come from (GPU, driver, stack and fuze versions, settings, dates).
 //
 // The page is rendered from one value, Data, built by Build from what runset.Load read. Data is
