@@ -15,7 +15,7 @@ import (
 // alone; the browser test checks that each one drew len(Series) series.
 type Chart struct {
 	ID     string    `json:"id"`
-	Kind   string    `json:"kind"` // offload, itl, energy, serving, serving-ttft, serving-itl
+	Kind   string    `json:"kind"` // offload, itl, energy, serving, serving-ttft, serving-itl, tuning
 	Title  string    `json:"title"`
 	Note   string    `json:"note,omitempty"`
 	XLabel string    `json:"x_label"`
@@ -24,6 +24,12 @@ type Chart struct {
 	YLog   bool      `json:"y_log,omitempty"`
 	X      []float64 `json:"x"`
 	Series []Series  `json:"series"`
+	// XTicks name the x values 0, 1, … of a chart of categories (a tuning search's knob
+	// changes); Horizontal draws that axis on the left, one row per category, so that long
+	// names stay readable. YRef is a value the y scale spans instead of 0 (a ratio's 1).
+	XTicks     []string `json:"x_ticks,omitempty"`
+	Horizontal bool     `json:"horizontal,omitempty"`
+	YRef       *float64 `json:"y_ref,omitempty"`
 }
 
 // Series is one line or set of points.
@@ -33,6 +39,13 @@ type Series struct {
 	Y      []*float64 `json:"y"`
 	Dash   bool       `json:"dash,omitempty"`   // a reference line (a default, the roofline)
 	Points bool       `json:"points,omitempty"` // points only, no line
+	// Low and High, when present, are whiskers (a confidence interval) drawn at each point
+	// instead of a line.
+	Low  []*float64 `json:"low,omitempty"`
+	High []*float64 `json:"high,omitempty"`
+	// Ref, when set, draws the series as a line across the whole chart at that y (no effect:
+	// 1), since a chart of one category would give its line no length.
+	Ref *float64 `json:"ref,omitempty"`
 }
 
 // stackColors are the colors of the stacks in every chart.

@@ -12,13 +12,15 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/tune"
 )
 
 // writeFixture writes, into dir, inputs with every section of the report: an Ollama run and a
 // llama.cpp run of one model under two names (the same weight bytes), energy per token in
 // their JSONL (nested in a telemetry object for Ollama, at the top for llama.cpp), a failure,
-// two serving CSVs (one with energy) and a machine.txt. Everything is computed from fixed
-// numbers, so the report built from it is the same on every machine.
+// two serving CSVs (one with energy), a tuning report beside the Ollama run and a machine.txt.
+// Everything is computed from fixed numbers, so the report built from it is the same on every
+// machine.
 func writeFixture(t testing.TB, dir string) {
 	t.Helper()
 	gpu := results.Row{Endpoint: "127.0.0.1:11435", Unit: "proc", Suffix: "A", GPULabel: "nvidia-h200",
@@ -117,6 +119,39 @@ func writeFixture(t testing.TB, dir string) {
 		{label: "optimized", numGPU: "4", offloaded: "4/9", repeats: []float64{90, 91.5, 89.25, 90.5, 92}, ttft: 150 * time.Millisecond, energy: 2.1},
 		{label: "optimized", numGPU: "-1", offloaded: "9/9", repeats: []float64{330.5, 332, 329.25, 331, 333.5}, ttft: 12 * time.Millisecond, energy: 0.8},
 	}, false)
+
+	// The tuning search's report beside the Ollama run, as the engine writes it: a significant
+	// best and one within noise, one whose default was not measured, an effect on each side of
+	// 1 and one whose interval covers it, and a value the page must escape.
+	tuning := []tune.Report{{
+		Stack: "ollama", Model: "fuze-tiny:latest", Endpoint: "127.0.0.1:11435", GPULabel: "nvidia-h200",
+		Knobs: []string{"OLLAMA_FLASH_ATTENTION", "num_batch"}, Search: "halving", Rounds: 2, Repeat: 3,
+		Starts: 3, GridStart: 4, GroupedGS: 2, Measured: 15, GridMeas: 24,
+		Best: []tune.ObjectiveBest{
+			{Objective: "decode_tps", Settings: map[string]string{"OLLAMA_FLASH_ATTENTION": "1", "num_batch": "128"},
+				Median: 310.25, BaselineMedian: 301, Ratio: 310.25 / 301, P: 0.0079, Significant: true},
+			{Objective: "ttft_ms", Settings: map[string]string{"OLLAMA_FLASH_ATTENTION": "1", "num_batch": "<512&>"},
+				Median: 88.5, BaselineMedian: 90, Ratio: 88.5 / 90, P: 0.42},
+			{Objective: "joules_per_token", Settings: map[string]string{"OLLAMA_FLASH_ATTENTION": "0", "num_batch": "128"},
+				Median: 0.8766, Note: "the default's energy was not read"},
+		},
+		Effects: []tune.Effect{
+			{Objective: "decode_tps", Knob: "OLLAMA_FLASH_ATTENTION", Reference: "0", Value: "1", Pairs: 2,
+				Ratio: 1.0312, Low: 1.0106, High: 1.0498, Significant: true, Better: true},
+			{Objective: "decode_tps", Knob: "num_batch", Reference: "<512&>", Value: "128", Pairs: 2,
+				Ratio: 0.9975, Low: 0.981, High: 1.012},
+			{Objective: "ttft_ms", Knob: "num_batch", Reference: "<512&>", Value: "128", Pairs: 2,
+				Ratio: 1.2, Low: 1.05, High: 1.41, Significant: true},
+		},
+		Limitations: []string{"pruning uses the decode rate only"},
+	}}
+	b, err := json.Marshal(tuning)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tune.Path(filepath.Join(dir, "ollama_bench_20261201_100000.csv")), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	serving := func(name string, header []string, rows [][]any) {
 		var b strings.Builder

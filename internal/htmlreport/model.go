@@ -1,7 +1,8 @@
 // Package htmlreport builds `fuze report`: one self-contained HTML file (uPlot and the data
 // embedded, nothing fetched) with, per model, the cross-stack table and charts of the rate
 // against GPU offload, the latency percentiles, and — when the inputs carry them — serving
-// (throughput against p99 latency per concurrency level) and energy per token; then where the
+// (throughput against p99 latency per concurrency level), energy per token, and the tuning
+// searches (each knob's effect with its confidence interval, from <run>.tuning.json); then where the
 // numbers come from (GPU, driver, stack and fuze versions, settings, dates).
 //
 // The page is rendered from one value, Data, built by Build from what runset.Load read. Data is
@@ -37,6 +38,7 @@ type Data struct {
 	// leaves out what no input carries.
 	HasEnergy  bool     `json:"has_energy"`
 	HasServing bool     `json:"has_serving"`
+	HasTuning  bool     `json:"has_tuning,omitempty"`
 	Warnings   []string `json:"warnings,omitempty"`
 }
 
@@ -54,7 +56,9 @@ type Model struct {
 	Names   []KV         `json:"names"` // stack → the model's name in that stack's rows
 	Rows    []Row        `json:"rows"`
 	Serving []ServingRow `json:"serving,omitempty"`
-	Charts  []Chart      `json:"charts"`
+	// Tuning are the tuning searches of this model (<run>.tuning.json beside its runs).
+	Tuning []Tuning `json:"tuning,omitempty"`
+	Charts []Chart  `json:"charts"`
 }
 
 // Row is one configuration in the cross-stack table.
@@ -109,6 +113,9 @@ func Build(set *runset.Set, opts Options) (*Data, []string) {
 	for _, f := range append(append(append([]string(nil), set.Files...), set.Serving...), set.Machine...) {
 		d.Inputs = append(d.Inputs, baseName(f))
 	}
+	for _, t := range set.Tuning {
+		d.Inputs = append(d.Inputs, baseName(t.Source))
+	}
 	var warnings []string
 	serving, w := readServing(set.Serving)
 	warnings = append(warnings, w...)
@@ -136,10 +143,31 @@ func Build(set *runset.Set, opts Options) (*Data, []string) {
 		}
 		servingBy[g] = append(servingBy[g], l)
 	}
+	// A tuning report goes with its model's runs; one whose model no row names (a run CSV
+	// whose base_model differs from the report's) gets a section of its own.
+	tuningBy := map[string][]runset.Tuning{}
+	for _, t := range set.Tuning {
+		g, ok := group[t.Model]
+		if !ok {
+			g = strings.TrimSuffix(t.Model, ":latest")
+		}
+		_, runs := byModel[g]
+		_, serves := servingBy[g]
+		_, tuned := tuningBy[g]
+		if !runs && !serves && !tuned {
+			order = append(order, g)
+		}
+		tuningBy[g] = append(tuningBy[g], t)
+	}
 	sort.Strings(order)
 	ids := map[string]int{}
 	for _, name := range order {
 		m := buildModel(name, byModel[name], servingBy[name])
+		for _, t := range tuningBy[name] {
+			tu := newTuning(t)
+			m.Tuning = append(m.Tuning, tu)
+			m.Charts = append(m.Charts, tuningCharts(tu)...)
+		}
 		m.ID = uniqueID(ids, name)
 		for i := range m.Charts {
 			m.Charts[i].ID = m.ID + "-" + m.Charts[i].Kind + strconv.Itoa(i)
@@ -152,6 +180,7 @@ func Build(set *runset.Set, opts Options) (*Data, []string) {
 			d.HasEnergy = d.HasEnergy || s.JPerToken != nil
 		}
 		d.HasServing = d.HasServing || len(m.Serving) > 0
+		d.HasTuning = d.HasTuning || len(m.Tuning) > 0
 	}
 	prov, w := buildProvenance(cs, serving, set.Machine, opts)
 	warnings = append(warnings, w...)

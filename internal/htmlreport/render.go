@@ -17,9 +17,11 @@ import (
 var assets embed.FS
 
 var page = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
-	"join": strings.Join,
-	"f2":   func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) },
-	"num":  func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) },
+	"join":   strings.Join,
+	"f2":     func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) },
+	"num":    func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) },
+	"fx":     func(v float64, digits int) string { return strconv.FormatFloat(v, 'f', digits, 64) },
+	"digits": objDigits,
 	"opt": func(v *float64, digits int) string {
 		if v == nil {
 			return "–"

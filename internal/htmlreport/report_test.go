@@ -99,7 +99,7 @@ func TestFixtureSections(t *testing.T) {
 		t.Fatalf("models %v: want the Ollama and llama.cpp names of one GGUF in one section \"tiny\"", names(d))
 	}
 	m := d.Models[0]
-	if got := kinds(m.Charts); !slices.Equal(got, []string{"offload", "itl", "energy", "serving", "serving-ttft", "serving-itl", "energy"}) {
+	if got := kinds(m.Charts); !slices.Equal(got, []string{"offload", "itl", "energy", "serving", "serving-ttft", "serving-itl", "energy", "tuning", "tuning"}) {
 		t.Errorf("chart kinds %v", got)
 	}
 	if len(m.Rows) != 7 {
@@ -319,4 +319,99 @@ func formatNum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 func recordWithBytes(n int64) *results.Record {
 	return &results.Record{Sample: &measure.Sample{ModelBytes: n}}
+}
+
+// TestFixtureTuning: the tuning section of the fixture's page, row by row, from the fixture's
+// report: the search line, the best per objective against the default ("within noise" when
+// not significant, dashes without a default), each knob's effect with its interval, and the
+// settings escaped.
+func TestFixtureTuning(t *testing.T) {
+	d, _ := buildFixture(t)
+	if !d.HasTuning || len(d.Models) != 1 || len(d.Models[0].Tuning) != 1 {
+		t.Fatalf("HasTuning %v: want the one report in the model's section", d.HasTuning)
+	}
+	if !slices.Contains(d.Inputs, "ollama_bench_20261201_100000.tuning.json") {
+		t.Errorf("inputs %v lack the tuning report", d.Inputs)
+	}
+	var page bytes.Buffer
+	if err := Write(&page, d); err != nil {
+		t.Fatal(err)
+	}
+	html := stripData(page.String())
+	for _, want := range []string{
+		"<h3>Tuning search: ollama on nvidia-h200</h3>",
+		"halving search over OLLAMA_FLASH_ATTENTION, num_batch: 2 rounds of 3 repeats, 15 measurements, 3 server starts; the full grid: 24 measurements, 4 server starts in the planner&#39;s order (2 grouped). Read from ollama_bench_20261201_100000.tuning.json",
+		"Limit: pruning uses the decode rate only.",
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(html, "<512&>") {
+		t.Error("a setting's value was written unescaped")
+	}
+	best := tableRows(t, html, "tuning-best")
+	wantBest := [][]string{
+		{"decode_tps", "OLLAMA_FLASH_ATTENTION=1 num_batch=128", "310.25", "301.00", "1.031", "0.0079", "significant"},
+		{"ttft_ms", "OLLAMA_FLASH_ATTENTION=1 num_batch=&lt;512&amp;&gt;", "88.50", "90.00", "0.983", "0.4200", "within noise"},
+		{"joules_per_token", "OLLAMA_FLASH_ATTENTION=0 num_batch=128", "0.877", "–", "–", "–", "default not measured; the default&#39;s energy was not read"},
+	}
+	if !slices.EqualFunc(best, wantBest, slices.Equal) {
+		t.Errorf("best rows\n%q\nwant\n%q", best, wantBest)
+	}
+	effects := tableRows(t, html, "tuning-effects")
+	wantEffects := [][]string{
+		{"decode_tps", "OLLAMA_FLASH_ATTENTION", "0 → 1", "1.031", "1.011–1.050", "2", "significant, better"},
+		{"decode_tps", "num_batch", "&lt;512&amp;&gt; → 128", "0.998", "0.981–1.012", "2", "~"},
+		{"ttft_ms", "num_batch", "&lt;512&amp;&gt; → 128", "1.200", "1.050–1.410", "2", "significant, worse"},
+	}
+	if !slices.EqualFunc(effects, wantEffects, slices.Equal) {
+		t.Errorf("effect rows\n%q\nwant\n%q", effects, wantEffects)
+	}
+	// The charts: per objective with effects, the ratios with their intervals as whiskers and a
+	// line at 1.
+	var charts []Chart
+	for _, c := range d.Models[0].Charts {
+		if c.Kind == "tuning" {
+			charts = append(charts, c)
+		}
+	}
+	if len(charts) != 2 || !strings.Contains(charts[0].Title, "decode_tps") || !strings.Contains(charts[1].Title, "ttft_ms") {
+		t.Fatalf("%d tuning charts, want decode_tps and ttft_ms", len(charts))
+	}
+	c := charts[0]
+	eff, ref := c.Series[0], c.Series[1]
+	if !slices.Equal(c.XTicks, []string{"OLLAMA_FLASH_ATTENTION 0 → 1", "num_batch <512&> → 128"}) || !c.Horizontal || c.YRef == nil || *c.YRef != 1 ||
+		len(c.Series) != 2 || *eff.Y[0] != 1.0312 || *eff.Low[0] != 1.0106 || *eff.High[1] != 1.012 || ref.Ref == nil || *ref.Ref != 1 || !ref.Dash {
+		t.Errorf("decode_tps chart %+v", c)
+	}
+	// Only the effect that helps is marked as the search's finding.
+	if n := strings.Count(html[strings.Index(html, `class="tuning-effects"`):], `<tr class="best">`); n != 1 {
+		t.Errorf("%d effect rows marked best, want 1", n)
+	}
+}
+
+// tableRows are the cells (tags removed, entities kept) of the body rows of the first table
+// with class name.
+func tableRows(t *testing.T, html, class string) [][]string {
+	t.Helper()
+	i := strings.Index(html, `<table class="`+class+`">`)
+	if i < 0 {
+		t.Fatalf("no table %q", class)
+	}
+	body := html[i:]
+	body = body[strings.Index(body, "<tbody>"):strings.Index(body, "</tbody>")]
+	cell := regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`)
+	tag := regexp.MustCompile(`<[^>]+>`)
+	var out [][]string
+	for _, tr := range strings.Split(body, "</tr>") {
+		var row []string
+		for _, m := range cell.FindAllStringSubmatch(tr, -1) {
+			row = append(row, strings.TrimSpace(tag.ReplaceAllString(m[1], "")))
+		}
+		if len(row) > 0 {
+			out = append(out, row)
+		}
+	}
+	return out
 }

@@ -1,7 +1,8 @@
 // Package runset reads what `fuze report` and `fuze compare` take as input — run CSVs (with
 // the JSONL beside them), run JSONLs on their own, aggregates (benchmarks.csv with the repeats
 // kept beside it) and folders holding any of these — into one list of measured
-// configurations, each with the repeats a comparison uses.
+// configurations, each with the repeats a comparison uses; and the tuning reports
+// (<run>.tuning.json) beside the run CSVs read.
 //
 // A folder is read one level deep: its run CSVs, the JSONLs that have no CSV beside them, its
 // aggregates, and the files the report reads as they are (serving_*.csv, machine.txt); other
@@ -26,6 +27,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/naming"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/tune"
 )
 
 // Config is one measured configuration: a run CSV row with its JSONL record, or one side
@@ -108,6 +110,16 @@ type Set struct {
 	// reads them itself.
 	Serving []string
 	Machine []string
+	// Tuning are the tuning searches' reports (<run>.tuning.json, tune.Path) found beside the
+	// run CSVs read, in the order the runs were read: the search's effects are only in them,
+	// not in the run's rows.
+	Tuning []Tuning
+}
+
+// Tuning is one tuning report with the file it was read from.
+type Tuning struct {
+	Source string // the report file's path, as found beside the run CSV
+	tune.Report
 }
 
 // Kinds of input file.
@@ -185,6 +197,9 @@ func Load(paths []string) (*Set, []string, error) {
 			continue
 		case kindRun:
 			cs, w, err = readRunCSV(in.path)
+			if err == nil {
+				set.Tuning = append(set.Tuning, tuningOf(in.path, &w)...)
+			}
 		case kindJSONL:
 			cs, w, err = readJSONLOnly(in.path)
 		case kindAggregate:
@@ -296,6 +311,21 @@ func readRunCSV(path string) ([]Config, []string, error) {
 		out = append(out, newConfig(path, results.NewRecord(r, nil).Row, matched[i], raw))
 	}
 	return out, warnings, nil
+}
+
+// tuningOf reads the tuning report beside a run CSV (none when there is none). One that does
+// not decode is a warning, not an error: the run's rows are still worth a report.
+func tuningOf(csvPath string, warnings *[]string) []Tuning {
+	reps, err := tune.ReportsOf(csvPath)
+	if err != nil {
+		*warnings = append(*warnings, fmt.Sprintf("%v; the run is read without its tuning report", err))
+		return nil
+	}
+	out := make([]Tuning, 0, len(reps))
+	for _, r := range reps {
+		out = append(out, Tuning{Source: tune.Path(csvPath), Report: r})
+	}
+	return out
 }
 
 // readJSONLOnly reads a run JSONL without its CSV: each record is a row.

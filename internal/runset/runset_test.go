@@ -34,6 +34,9 @@ func TestLoadCommittedGPURuns(t *testing.T) {
 	if len(set.Machine) != 1 || filepath.Base(set.Machine[0]) != "machine.txt" || len(set.Serving) != 2 {
 		t.Errorf("machine %v serving %v", set.Machine, set.Serving)
 	}
+	if len(set.Tuning) != 1 || filepath.Base(set.Tuning[0].Source) != "tune-ollama-llama8b.tuning.json" {
+		t.Errorf("tuning reports %v, want the Ollama search's", set.Tuning)
+	}
 	var configs, tuned []Config
 	for _, c := range set.Configs {
 		if strings.HasPrefix(c.Source, "tune-") {
@@ -213,4 +216,51 @@ func fmtFloats(v []float64) []string {
 		out = append(out, fmt.Sprintf("%.2f", x))
 	}
 	return out
+}
+
+// TestLoadTuningReport: a folder with a run CSV and its <run>.tuning.json yields the report,
+// read from beside the CSV; a report that does not decode is a warning and the rows stay.
+func TestLoadTuningReport(t *testing.T) {
+	dir := t.TempDir()
+	for _, ext := range []string{".csv", ".jsonl", ".tuning.json"} {
+		b, err := os.ReadFile(filepath.Join(gpuDir, "tune-ollama-llama8b"+ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "tune-ollama-llama8b"+ext), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, warnings, err := Load([]string{dir})
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("%v %q", err, warnings)
+	}
+	if len(set.Files) != 1 || len(set.Configs) != 30 {
+		t.Errorf("files %v, %d configurations; want the run CSV alone and its 30 rows", set.Files, len(set.Configs))
+	}
+	if len(set.Tuning) != 1 {
+		t.Fatalf("%d tuning reports, want 1", len(set.Tuning))
+	}
+	r := set.Tuning[0]
+	if filepath.Base(r.Source) != "tune-ollama-llama8b.tuning.json" || r.Stack != "ollama" || r.Model != "fuze-llama-8b:latest" ||
+		r.GPULabel != "nvidia-h200" || r.Measured != 28 || r.Starts != 7 || len(r.Best) != 3 || len(r.Effects) != 15 {
+		t.Errorf("report %s: %s %s %s, %d measurements, %d starts, %d bests, %d effects",
+			r.Source, r.Stack, r.Model, r.GPULabel, r.Measured, r.Starts, len(r.Best), len(r.Effects))
+	}
+	if e := r.Effects[0]; e.Objective != "decode_tps" || e.Knob != "OLLAMA_FLASH_ATTENTION" || !e.Significant {
+		t.Errorf("first effect %+v", e)
+	}
+
+	// The run CSV named alone brings its report too; a broken one is a warning.
+	csv := filepath.Join(dir, "tune-ollama-llama8b.csv")
+	if set, _, err := Load([]string{csv}); err != nil || len(set.Tuning) != 1 {
+		t.Errorf("the CSV alone: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tune-ollama-llama8b.tuning.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, warnings, err = Load([]string{csv})
+	if err != nil || len(set.Tuning) != 0 || len(set.Configs) != 30 || len(warnings) != 1 || !strings.Contains(warnings[0], "without its tuning report") {
+		t.Errorf("a broken report: %v, %d reports, %d rows, warnings %q", err, len(set.Tuning), len(set.Configs), warnings)
+	}
 }
