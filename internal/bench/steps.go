@@ -36,11 +36,17 @@ type Plan struct {
 	// RunStack runs one stack's benchmark on one profile's knobs and returns its run CSV
 	// (also with an error, once the file exists).
 	RunStack func(ctx context.Context, cfg *knobs.Config, stack string) (csvPath string, err error)
+	// RunServing runs one stack's serving levels on one profile's knobs (RunServing with the
+	// CLI's streams); a profile with BENCH_SERVING=1 gets it after each stack's sweep. Nil:
+	// never.
+	RunServing func(ctx context.Context, cfg *knobs.Config, stack string) (csvPath string, err error)
 }
 
 // Run runs the plan's steps and returns the run CSVs produced, in order. A failing step is
 // reported in steps and the loop goes on; Ctrl-C stops it. The error is a profile that
-// cannot be parsed (a knobs.InvalidError).
+// cannot be parsed (a knobs.InvalidError). A profile with BENCH_SERVING=1 adds a serving step
+// after each stack's benchmark step: its own step, so that a serving failure is reported for
+// that stack while the sweep's run CSV is already on disk and collected.
 func Run(ctx context.Context, steps *Steps, out io.Writer, p Plan) ([]string, error) {
 	var runCSVs []string
 	for _, path := range p.EnvFiles {
@@ -54,7 +60,9 @@ func Run(ctx context.Context, steps *Steps, out io.Writer, p Plan) ([]string, er
 			if ctx.Err() != nil {
 				return runCSVs, nil
 			}
-			steps.Run(st+":"+strings.TrimSuffix(filepath.Base(path), ".env")+":benchmark", func() error {
+			step := st + ":" + strings.TrimSuffix(filepath.Base(path), ".env")
+			var sweepErr error
+			steps.Run(step+":benchmark", func() error {
 				if err := cfg.Validate(); err != nil {
 					return err
 				}
@@ -62,11 +70,36 @@ func Run(ctx context.Context, steps *Steps, out io.Writer, p Plan) ([]string, er
 				if csvPath != "" {
 					runCSVs = append(runCSVs, csvPath)
 				}
+				sweepErr = err
+				return err
+			})
+			if !wantServing(cfg, p) || ctx.Err() != nil || isUnavailable(sweepErr) {
+				// Ctrl-C during the sweep stops here; a stack this machine lacks would only be
+				// reported unavailable a second time.
+				continue
+			}
+			steps.Run(step+":serving", func() error {
+				_, err := p.RunServing(ctx, cfg, st)
 				return err
 			})
 		}
 	}
 	return runCSVs, nil
+}
+
+// wantServing is whether the profile asks for serving levels. A profile whose knobs do not
+// validate (BENCH_SERVING=yes included) failed the benchmark step, which reported why.
+func wantServing(cfg *knobs.Config, p Plan) bool {
+	if p.RunServing == nil || cfg.Validate() != nil {
+		return false
+	}
+	on, err := cfg.Bool01("BENCH_SERVING")
+	return err == nil && on
+}
+
+func isUnavailable(err error) bool {
+	var unavailable *stack.UnavailableError
+	return errors.As(err, &unavailable)
 }
 
 // Steps prints step start/end lines and records ts,step,rc,seconds rows.

@@ -37,7 +37,9 @@ func newBenchCommand(s streams) *cobra.Command {
   --env prod      copy env/preprod/*.env to env/prod as they are, run them
   (no --env)      run every *.env under factory/LLM/refinery/stack/env/, in sorted order
 
-Each env file × stack is a step; a failing step is reported and the loop goes on. Every run
+Each env file × stack is a step; a failing step is reported and the loop goes on. A profile
+with BENCH_SERVING=1 adds a serving step after each stack's sweep (fuze stack <stack> serving
+with that profile's serving knobs; its serving CSVs feed the serving view). Every run
 CSV of this run is collected into factory/LLM/refinery/benchmarks.csv (de-duplicated), the
 three best files are rewritten, then "Global best per model" and this run's analysis are
 printed. Steps are logged to LOG_DIR/wrapper_<TS>.summary and the console to
@@ -181,6 +183,9 @@ func runBench(ctx context.Context, s streams, f benchFlags, positional []string)
 		EnvFiles: envFiles, Stacks: stacks, Environ: environ,
 		RunStack: func(ctx context.Context, cfg *knobs.Config, st string) (string, error) {
 			return bench.RunStack(ctx, s.out, s.err, cfg, root, st)
+		},
+		RunServing: func(ctx context.Context, cfg *knobs.Config, st string) (string, error) {
+			return bench.RunServing(ctx, s.out, s.err, cfg, root, st)
 		},
 	})
 	if err != nil {

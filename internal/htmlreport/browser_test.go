@@ -20,8 +20,8 @@ import (
 
 // # The report in a real browser
 //
-// TestReportInBrowser opens reports — one made from a fixture with every section, and the
-// committed results/gpu/report.html — in headless Chromium (Debian's chromium package), driven
+// TestReportInBrowser opens reports — one made from a fixture with every section, one with
+// open-loop serving levels, and the committed results/gpu/report.html — in headless Chromium (Debian's chromium package), driven
 // by chromedp over the DevTools protocol, as a new user would open the file: it waits for the
 // page's script, then checks in the page that every chart of the embedded data drew a canvas
 // with pixels in each of its series' colors, that uPlot and the legend have the expected
@@ -121,6 +121,12 @@ func TestReportInBrowser(t *testing.T) {
 	if err := Write(&fixturePage, fixture); err != nil {
 		t.Fatal(err)
 	}
+	// Open-loop serving levels: their charts against the offered rate.
+	openLoop := buildOpenLoop(t)
+	var openLoopPage bytes.Buffer
+	if err := Write(&openLoopPage, openLoop); err != nil {
+		t.Fatal(err)
+	}
 	gpuPage, err := os.ReadFile(filepath.Join("..", "..", "results", "gpu", "report.html"))
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +152,7 @@ func TestReportInBrowser(t *testing.T) {
 		name string
 		page []byte
 		data *Data
-	}{{"fixture", fixturePage.Bytes(), fixture}, {"gpu-results", gpuPage, gpu}} {
+	}{{"fixture", fixturePage.Bytes(), fixture}, {"open-loop", openLoopPage.Bytes(), openLoop}, {"gpu-results", gpuPage, gpu}} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "report.html")
 			if err := os.WriteFile(path, tc.page, 0o644); err != nil {

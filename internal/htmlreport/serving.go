@@ -6,11 +6,13 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/serving"
 )
 
 // # Serving CSVs
@@ -20,6 +22,11 @@ import (
 // depending on its column order. ServingColumns lists the names read; a column that is absent
 // leaves its cell and chart out. Latency columns are <metric>_p<q>[_<unit>]: metric ttft, itl,
 // tpot or e2e, q 50, 90, 95 or 99, unit ms (also without a suffix), us, ns or s.
+//
+// A row with an offered_rate is an open-loop level (fuze's REQUEST_RATE_SET): its x is the
+// offered request rate, and its concurrency column is the cap on requests in flight, not a
+// level. Open-loop levels are their own configurations (the cap and burstiness in the name)
+// and get their own charts against the offered rate; closed-loop charts stay by concurrency.
 
 // ServingColumns are the serving CSV header names the report reads, the first present of
 // each list.
@@ -34,6 +41,11 @@ var ServingColumns = map[string][]string{
 	"completed":   {"completed", "requests_completed"},
 	"failed":      {"failed", "requests_failed"},
 	"energy":      {EnergyField},
+	// Open loop: a non-empty offered rate (requests/s, inf: every request at once) makes the
+	// row an open-loop level.
+	"offered_rate": {"offered_rate"},
+	"burstiness":   {"burstiness"},
+	"capped":       {"capped"},
 	// The configuration: each present column is shown as name=value (config as it is).
 	"config": {"config", "configuration", "num_parallel", "ollama_num_parallel", "parallel", "max_num_seqs", "num_gpu"},
 }
@@ -51,6 +63,22 @@ type servingLevel struct {
 	Completed, Failed                 *float64
 	JPerToken                         *float64
 	Latency                           map[string]float64 // "ttft_p99" → ms
+	// OfferedRate is an open-loop level's offered rate as the CSV writes it ("4", "inf"); ""
+	// for a closed loop. Rate is its value (+Inf for inf); Capped the arrivals that waited
+	// for the cap (nil: none did).
+	OfferedRate string
+	Rate        float64
+	Capped      *float64
+}
+
+func (l servingLevel) open() bool { return l.OfferedRate != "" }
+
+// x is the level's place on its axis: the offered rate of an open loop, else the concurrency.
+func (l servingLevel) x() float64 {
+	if l.open() {
+		return l.Rate
+	}
+	return l.Concurrency
 }
 
 // readServing reads serving CSVs; a file or row that cannot be read is a warning.
@@ -153,6 +181,17 @@ func readServingFile(path string) ([]servingLevel, error) {
 				}
 			}
 		}
+		if rate := get("offered_rate"); rate != "" {
+			r, ok := serving.ParseRate(rate)
+			if !ok || r == 0 {
+				continue // not a rate: neither a closed-loop level nor a place on the rate axis
+			}
+			l.OfferedRate, l.Rate = serving.FormatRate(r), r
+			if c := num("capped"); c != nil && *c > 0 {
+				l.Capped = c
+			}
+			cfg = append(cfg, openLoopName(get("burstiness"), l.Concurrency))
+		}
 		l.Config = strings.Join(cfg, " ")
 		for name, i := range col {
 			m := latencyColumn.FindStringSubmatch(name)
@@ -177,7 +216,21 @@ func readServingFile(path string) ([]servingLevel, error) {
 	return out, nil
 }
 
-// ServingRow is one concurrency level of one configuration in the serving table.
+// openLoopName names an open loop's arrivals and cap, which make it a configuration of its own.
+func openLoopName(burstiness string, capN float64) string {
+	arrivals := "Poisson"
+	if b, err := strconv.ParseFloat(burstiness, 64); err == nil && b != 1 {
+		arrivals = "gamma burstiness " + burstiness
+	}
+	capText := "no cap"
+	if capN > 0 {
+		capText = "cap " + strconv.FormatFloat(capN, 'f', -1, 64)
+	}
+	return "open loop (" + arrivals + ", " + capText + ")"
+}
+
+// ServingRow is one level of one configuration in the serving table: a concurrency, or for
+// an open loop an offered rate (Concurrency is then its cap).
 type ServingRow struct {
 	Stack       string   `json:"stack"`
 	GPU         string   `json:"gpu"`
@@ -201,6 +254,10 @@ type ServingRow struct {
 	// latency (the metric of the serving chart's x axis).
 	Pareto bool   `json:"pareto,omitempty"`
 	Source string `json:"source"`
+	// OfferedRate is an open-loop level's offered requests/s ("inf": all at once), absent for
+	// a closed loop; Capped the arrivals that waited for the cap, absent when none did.
+	OfferedRate string   `json:"offered_rate,omitempty"`
+	Capped      *float64 `json:"capped,omitempty"`
 }
 
 func (l servingLevel) lat(k string) *float64 {
@@ -227,10 +284,13 @@ func configKey(l servingLevel) string { return l.Stack + " " + l.Config + " · "
 
 func sortLevels(ls []servingLevel) {
 	sort.SliceStable(ls, func(i, j int) bool {
+		if a, b := ls[i].open(), ls[j].open(); a != b {
+			return b // closed-loop configurations first, open loops after them
+		}
 		if a, b := configKey(ls[i]), configKey(ls[j]); a != b {
 			return a < b
 		}
-		return ls[i].Concurrency < ls[j].Concurrency
+		return ls[i].x() < ls[j].x()
 	})
 }
 
@@ -270,25 +330,19 @@ func servingRows(ls []servingLevel) []ServingRow {
 			TTFTp50: l.lat("ttft_p50"), TTFTp90: l.lat("ttft_p90"), TTFTp99: l.lat("ttft_p99"),
 			ITLp50: l.lat("itl_p50"), ITLp90: l.lat("itl_p90"), ITLp99: l.lat("itl_p99"),
 			E2Ep99: l.lat("e2e_p99"), JPerToken: l.JPerToken, Pareto: front[i], Source: l.Source,
+			OfferedRate: l.OfferedRate, Capped: l.Capped,
 		})
 	}
 	return out
 }
 
 // servingCharts: throughput against p99 latency per configuration with the Pareto front;
-// TTFT and ITL p50 and p99 against concurrency; energy per token against concurrency.
+// closed-loop levels' TTFT and ITL p50 and p99 and energy per token against concurrency;
+// open-loop levels' throughput, TTFT, ITL and energy against the offered rate.
 func servingCharts(ls []servingLevel) []Chart {
 	ls = append([]servingLevel(nil), ls...)
 	sortLevels(ls)
-	var configs []string
-	byConfig := map[string][]servingLevel{}
-	for _, l := range ls {
-		k := configKey(l)
-		if _, ok := byConfig[k]; !ok {
-			configs = append(configs, k)
-		}
-		byConfig[k] = append(byConfig[k], l)
-	}
+	configs, byConfig := byConfigKey(ls)
 	var out []Chart
 
 	if metric := servingXMetric(ls); metric != "" {
@@ -296,6 +350,9 @@ func servingCharts(ls []servingLevel) []Chart {
 			Kind: "serving", Title: "Serving: output throughput against " + metric + " latency, one point per concurrency level",
 			XLabel: metric + " ms", YLabel: "output tok/s (all streams)",
 			Note: "Lines join a configuration's levels in latency order; the dashed line is the Pareto front (no level has both more throughput and less latency).",
+		}
+		if slices.ContainsFunc(ls, servingLevel.open) {
+			ch.Title = "Serving: output throughput against " + metric + " latency, one point per level (a concurrency, or an open loop's offered rate)"
 		}
 		xs := map[float64]bool{}
 		for _, l := range ls {
@@ -326,12 +383,61 @@ func servingCharts(ls []servingLevel) []Chart {
 		}
 	}
 
-	for _, m := range []struct{ metric, title string }{{"ttft", "Serving: time to first token"}, {"itl", "Serving: inter-token latency"}} {
-		ch := Chart{
-			Kind: "serving-" + m.metric, Title: m.title + " p50 and p99 against concurrency",
-			XLabel: "concurrent requests", YLabel: strings.ToUpper(m.metric) + " ms",
+	// Each loop on its own axis: a closed loop's concurrency and an open loop's offered rate
+	// are different quantities (the open loop's concurrency column is only its cap).
+	var closed, open []servingLevel
+	infinite := false
+	for _, l := range ls {
+		switch {
+		case !l.open():
+			closed = append(closed, l)
+		case math.IsInf(l.Rate, 1):
+			infinite = true
+		default:
+			open = append(open, l)
 		}
-		ch.X = concurrencies(ls)
+	}
+	out = append(out, levelCharts(closed, levelAxis{
+		kind: "", title: "Serving: ", against: "concurrency", label: "concurrent requests",
+	})...)
+	openAxis := levelAxis{
+		kind: "-rate", title: "Serving, open loop: ", against: "offered request rate", label: "offered requests/s",
+	}
+	if infinite {
+		openAxis.note = "Levels offered at rate inf (every request at once) are in the table only: a rate axis has no place for them."
+	}
+	if len(open) > 0 {
+		openConfigs, openBy := byConfigKey(open)
+		ch := Chart{Kind: "serving-rate", Title: openAxis.title + "output throughput against offered request rate",
+			XLabel: openAxis.label, YLabel: "output tok/s (all streams)", Note: openAxis.note}
+		if ch.Note == "" {
+			ch.Note = "An open loop offers requests at the rate whatever the server does; throughput that stops rising with the offered rate is the server's capacity."
+		}
+		fill(&ch, open, openConfigs, openBy, func(l servingLevel) *float64 { return l.OutputTPS })
+		if len(ch.Series) > 0 {
+			out = append(out, ch)
+		}
+	}
+	out = append(out, levelCharts(open, openAxis)...)
+	return out
+}
+
+// levelAxis is the x of a set of level charts.
+type levelAxis struct {
+	kind, title, against, label, note string
+}
+
+// levelCharts: TTFT and ITL p50 and p99, and energy per token, against the axis's x (the
+// levels' x()), one series per configuration and quantile.
+func levelCharts(ls []servingLevel, ax levelAxis) []Chart {
+	configs, byConfig := byConfigKey(ls)
+	var out []Chart
+	for _, m := range []struct{ metric, title string }{{"ttft", "time to first token"}, {"itl", "inter-token latency"}} {
+		ch := Chart{
+			Kind: "serving" + ax.kind + "-" + m.metric, Title: ax.title + m.title + " p50 and p99 against " + ax.against,
+			XLabel: ax.label, YLabel: strings.ToUpper(m.metric) + " ms", Note: ax.note,
+		}
+		ch.X = levelXs(ls)
 		ch.XLog = logScale(ch.X)
 		idx := indexOf(ch.X)
 		for i, k := range configs {
@@ -340,7 +446,7 @@ func servingCharts(ls []servingLevel) []Chart {
 				n := 0
 				for _, l := range byConfig[k] {
 					if v := l.lat(m.metric + "_" + q); v != nil {
-						s.Y[idx[l.Concurrency]] = v
+						s.Y[idx[l.x()]] = v
 						n++
 					}
 				}
@@ -354,16 +460,25 @@ func servingCharts(ls []servingLevel) []Chart {
 		}
 	}
 
-	ch := Chart{Kind: "energy", Title: "Serving: energy per output token against concurrency", XLabel: "concurrent requests", YLabel: "J/token"}
-	ch.X = concurrencies(ls)
+	ch := Chart{Kind: "energy" + ax.kind, Title: ax.title + "energy per output token against " + ax.against, XLabel: ax.label, YLabel: "J/token", Note: ax.note}
+	fill(&ch, ls, configs, byConfig, func(l servingLevel) *float64 { return l.JPerToken })
+	if len(ch.Series) > 0 {
+		out = append(out, ch)
+	}
+	return out
+}
+
+// fill sets ch's x to the levels' x and adds a series per configuration that has the value.
+func fill(ch *Chart, ls []servingLevel, configs []string, byConfig map[string][]servingLevel, value func(servingLevel) *float64) {
+	ch.X = levelXs(ls)
 	ch.XLog = logScale(ch.X)
 	idx := indexOf(ch.X)
 	for i, k := range configs {
 		s := Series{Label: k, Color: palette[i%len(palette)], Y: make([]*float64, len(ch.X))}
 		n := 0
 		for _, l := range byConfig[k] {
-			if l.JPerToken != nil {
-				s.Y[idx[l.Concurrency]] = l.JPerToken
+			if v := value(l); v != nil {
+				s.Y[idx[l.x()]] = v
 				n++
 			}
 		}
@@ -371,10 +486,20 @@ func servingCharts(ls []servingLevel) []Chart {
 			ch.Series = append(ch.Series, s)
 		}
 	}
-	if len(ch.Series) > 0 {
-		out = append(out, ch)
+}
+
+// byConfigKey groups sorted levels by configuration, in their order.
+func byConfigKey(ls []servingLevel) ([]string, map[string][]servingLevel) {
+	var configs []string
+	byConfig := map[string][]servingLevel{}
+	for _, l := range ls {
+		k := configKey(l)
+		if _, ok := byConfig[k]; !ok {
+			configs = append(configs, k)
+		}
+		byConfig[k] = append(byConfig[k], l)
 	}
-	return out
+	return configs, byConfig
 }
 
 // logScale: a log axis for positive values spanning a factor of 8 or more.
@@ -382,10 +507,11 @@ func logScale(xs []float64) bool {
 	return len(xs) > 1 && xs[0] > 0 && xs[len(xs)-1]/xs[0] >= 8
 }
 
-func concurrencies(ls []servingLevel) []float64 {
+// levelXs are the levels' distinct x (concurrency, or offered rate), ascending.
+func levelXs(ls []servingLevel) []float64 {
 	xs := map[float64]bool{}
 	for _, l := range ls {
-		xs[l.Concurrency] = true
+		xs[l.x()] = true
 	}
 	return sortedFloats(xs)
 }
