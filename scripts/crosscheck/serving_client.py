@@ -1,0 +1,94 @@
+# Independent closed-loop load client for cross-checking `fuze stack <stack> serving` (no fuze
+# code; not used by fuze or its tests): the method of `vllm bench serve`
+# (aiohttp streaming; TTFT = first non-empty chunk, ITL = gaps between later chunks,
+# output throughput = output tokens / benchmark duration), percentiles numpy-linear (type 7).
+# usage: serving_client.py ollama|llamacpp PORT MODEL CONCURRENCY REQUESTS INPUT_TOKENS OUTPUT_TOKENS
+# (prompt words calibrated from the server's prompt token count on warm-up requests)
+import asyncio, json, sys, time, random
+import aiohttp
+import numpy as np
+
+kind, port, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+conc, nreq, in_target, out_tok = map(int, sys.argv[4:8])
+in_words = 64
+words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon".split()
+
+
+def prompt(i):
+    rnd = random.Random(i * 7919 + int(time.time()))
+    return "[loadgen %d %f] " % (i, time.time()) + " ".join(rnd.choice(words) for _ in range(in_words))
+
+
+async def one(session, i):
+    if kind == "ollama":
+        url = "http://127.0.0.1:%d/api/generate" % port
+        body = {"model": model, "prompt": prompt(i), "stream": True, "raw": True,
+                "options": {"num_predict": out_tok, "temperature": 0, "num_ctx": 2048}}
+    else:
+        url = "http://127.0.0.1:%d/completion" % port
+        body = {"prompt": prompt(i), "n_predict": out_tok, "stream": True, "cache_prompt": False,
+                "ignore_eos": True, "temperature": 0}
+    st = time.perf_counter()
+    ttft, last, itl, tokens, ptoks = None, st, [], 0, None
+    async with session.post(url, json=body) as r:
+        if r.status != 200:
+            return None
+        async for line in r.content:
+            line = line.strip()
+            if kind != "ollama":
+                if not line.startswith(b"data: "):
+                    continue
+                line = line[6:]
+            if not line:
+                continue
+            now = time.perf_counter()
+            obj = json.loads(line)
+            text = obj.get("response") if kind == "ollama" else obj.get("content")
+            if text:
+                tokens += 1
+                if ttft is None:
+                    ttft = now - st
+                else:
+                    itl.append(now - last)
+                last = now
+            if obj.get("done") or obj.get("stop"):
+                ptoks = obj.get("prompt_eval_count") if kind == "ollama" else obj.get("timings", {}).get("prompt_n")
+                break
+    return dict(start=st, end=last, ttft=ttft, itl=itl, tokens=tokens, e2e=last - st, prompt_tokens=ptoks)
+
+
+async def main():
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=3600)) as s:
+        global in_words
+        for k in range(3):  # warm-up and calibration of words per prompt token
+            w = await one(s, -1 - k)
+            if w and w["prompt_tokens"]:
+                in_words = max(1, round(in_words * in_target / w["prompt_tokens"]))
+        queue = list(range(nreq))
+        out = []
+
+        async def worker():
+            while queue:
+                i = queue.pop(0)
+                r = await one(s, i)
+                if r:
+                    out.append(r)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        dur = max(r["end"] for r in out) - t0
+    toks = sum(r["tokens"] for r in out)
+    q = lambda xs, p: float(np.percentile(np.array(xs) * 1000, p))
+    ttft = [r["ttft"] for r in out]
+    itl = [g for r in out for g in r["itl"]]
+    e2e = [r["e2e"] for r in out]
+    pt = [r["prompt_tokens"] for r in out if r["prompt_tokens"]]
+    print("loadgen %s %s concurrency=%d completed=%d/%d prompt_tokens_mean=%.1f output_tokens=%d duration_s=%.3f "
+          "request_rate=%.3f output_tps=%.2f ttft_ms p50=%.3f p90=%.3f p99=%.3f itl_ms p50=%.3f p90=%.3f p99=%.3f "
+          "e2e_ms p50=%.3f p99=%.3f itl_n=%d" % (
+              kind, model, conc, len(out), nreq, float(np.mean(pt)) if pt else -1, toks, dur, len(out) / dur, toks / dur,
+              q(ttft, 50), q(ttft, 90), q(ttft, 99), q(itl, 50), q(itl, 90), q(itl, 99), q(e2e, 50), q(e2e, 99), len(itl)))
+
+
+asyncio.run(main())
