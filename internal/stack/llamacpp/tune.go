@@ -93,31 +93,15 @@ func (d *Driver) tuned(offload []stack.Candidate, tu Tuning) []stack.Candidate {
 	if len(fa) == 0 && anyQuant {
 		fa = []string{"on"}
 	}
-	strs := func(xs []string) []string {
-		if len(xs) == 0 {
-			return []string{""}
-		}
-		return xs
-	}
-	ints := func(xs []int) []string {
-		if len(xs) == 0 {
-			return []string{""}
-		}
-		out := make([]string, len(xs))
-		for i, x := range xs {
-			out[i] = strconv.Itoa(x)
-		}
-		return out
-	}
 	var out []stack.Candidate
-	for _, f := range strs(fa) {
-		for _, kv := range strs(tu.CacheType) {
+	for _, f := range stack.TuneValues(fa) {
+		for _, kv := range stack.TuneValues(tu.CacheType) {
 			if quantized(kv) && f == "off" {
 				fmt.Fprintf(d.log, "   skipped: -ctk/-ctv %s with -fa off: llama-server needs flash attention for a quantized V cache\n", kv)
 				continue
 			}
-			for _, b := range ints(tu.Batch) {
-				for _, ub := range ints(tu.UBatch) {
+			for _, b := range stack.TuneInts(tu.Batch) {
+				for _, ub := range stack.TuneInts(tu.UBatch) {
 					bv := b
 					if bv == "" {
 						bv = strconv.Itoa(d.cfg.BatchSize)
@@ -126,7 +110,7 @@ func (d *Driver) tuned(offload []stack.Candidate, tu Tuning) []stack.Candidate {
 						fmt.Fprintf(d.log, "   skipped: -ub %s above -b %s\n", ub, bv)
 						continue
 					}
-					for _, th := range ints(tu.Threads) {
+					for _, th := range stack.TuneInts(tu.Threads) {
 						for _, base := range offload {
 							c := base
 							c.Settings = append([]stack.Setting(nil), base.Settings...)

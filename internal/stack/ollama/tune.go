@@ -88,33 +88,17 @@ func (d *Driver) tunedCandidates(offload []stack.Candidate, tu Tuning) (out []st
 	if len(fa) == 0 && anyQuant {
 		fa = []string{"1"} // every KV type at flash attention on, so the KV effect is alone
 	}
-	orNone := func(xs []string) []string {
-		if len(xs) == 0 {
-			return []string{""}
-		}
-		return xs
-	}
-	intsOrNone := func(xs []int) []string {
-		if len(xs) == 0 {
-			return []string{""}
-		}
-		out := make([]string, len(xs))
-		for i, x := range xs {
-			out[i] = itoa(x)
-		}
-		return out
-	}
-	for _, f := range orNone(fa) {
-		for _, kv := range orNone(tu.KVCacheType) {
+	for _, f := range stack.TuneValues(fa) {
+		for _, kv := range stack.TuneValues(tu.KVCacheType) {
 			if quantizedKV(kv) && f == "0" {
 				skipped = append(skipped, fmt.Sprintf("%s=%s with %s=0: Ollama needs flash attention for a quantized KV cache and would silently use f16", KVCacheType, kv, FlashAttention))
 				continue
 			}
-			for _, par := range intsOrNone(tu.NumParallel) {
+			for _, par := range stack.TuneInts(tu.NumParallel) {
 				for _, base := range offload {
-					for _, ctxv := range intsOrNone(tu.NumCtx) {
-						for _, b := range intsOrNone(tu.NumBatch) {
-							for _, th := range intsOrNone(tu.NumThread) {
+					for _, ctxv := range stack.TuneInts(tu.NumCtx) {
+						for _, b := range stack.TuneInts(tu.NumBatch) {
+							for _, th := range stack.TuneInts(tu.NumThread) {
 								c := base
 								c.Settings = append([]stack.Setting(nil), base.Settings...)
 								set := func(name, v string, level stack.Level) {

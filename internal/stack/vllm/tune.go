@@ -56,23 +56,10 @@ func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Targ
 		return nil, err
 	}
 	base.Label = stack.LabelOptimized
-	strs := func(xs []string) []string {
-		if len(xs) == 0 {
-			return []string{""}
-		}
-		return xs
-	}
-	ints := func(xs []int) []string {
-		out := make([]string, len(xs))
-		for i, x := range xs {
-			out[i] = strconv.Itoa(x)
-		}
-		return strs(out)
-	}
 	var out []stack.Candidate
-	for _, kv := range strs(tu.KVCacheDType) {
-		for _, pc := range strs(tu.PrefixCaching) {
-			for _, mb := range ints(tu.MaxBatchedTokens) {
+	for _, kv := range stack.TuneValues(tu.KVCacheDType) {
+		for _, pc := range stack.TuneValues(tu.PrefixCaching) {
+			for _, mb := range stack.TuneInts(tu.MaxBatchedTokens) {
 				c := base
 				c.Settings = append([]stack.Setting(nil), base.Settings...)
 				for _, s := range []stack.Setting{{Name: SetKVCacheDType, Value: kv}, {Name: SetPrefixCaching, Value: pc}, {Name: SetMaxBatchedTokens, Value: mb}} {
