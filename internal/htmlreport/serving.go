@@ -37,7 +37,7 @@ var ServingColumns = map[string][]string{
 	"gpu_label":   {"gpu_label"},
 	"gpu_name":    {"gpu_name"},
 	"output_tps":  {"output_tps", "output_tokens_per_sec", "aggregate_output_tps", "output_throughput", "throughput_tps"},
-	"request_tps": {"request_throughput", "requests_per_sec", "req_per_sec"},
+	"request_tps": {"request_throughput", "requests_per_sec", "req_per_sec", "request_rate"}, // fuze's own: completed requests per second (peers' request_rate, an offered rate, comes after their request_throughput)
 	"completed":   {"completed", "requests_completed"},
 	"failed":      {"failed", "requests_failed"},
 	"energy":      {EnergyField},

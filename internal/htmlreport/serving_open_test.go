@@ -127,3 +127,15 @@ func TestServingOpenLoopByOfferedRate(t *testing.T) {
 		}
 	}
 }
+
+// fuze's own serving CSV names the achieved request rate request_rate: the report reads it
+// (it showed "–" before), from the committed H200 run's first level (24 requests in 21.124 s).
+func TestServingRequestRateFromFuzeCSV(t *testing.T) {
+	ls, err := readServingFile(filepath.Join("..", "..", "results", "gpu", "serving_ollama_llama8b.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) == 0 || ls[0].RequestTPS == nil || *ls[0].RequestTPS != 1.136 {
+		t.Fatalf("first level's request rate %v, want 1.136", ls[0].RequestTPS)
+	}
+}
