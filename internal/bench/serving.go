@@ -57,7 +57,7 @@ func RunServing(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root
 	defer driver.Close(context.WithoutCancel(ctx))
 	endpoints, err := driver.Setup(ctx, sel)
 	if err == nil {
-		endpoints, err = chooseEndpoints(cfg, endpoints)
+		endpoints, err = chooseEndpoints(sel, endpoints)
 	}
 	if err != nil {
 		return "", err

@@ -69,7 +69,7 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 	defer driver.Close(context.WithoutCancel(ctx))
 	endpoints, err := driver.Setup(ctx, sel)
 	if err == nil {
-		endpoints, err = chooseEndpoints(cfg, endpoints)
+		endpoints, err = chooseEndpoints(sel, endpoints)
 	}
 	if err != nil {
 		return "", err // no run file for a stack that could not start
@@ -228,6 +228,9 @@ func setUp(ctx context.Context, cfg *knobs.Config, log io.Writer, root string) (
 	sel, warnings, err := gpu.Select(gpus, gpu.OptionsFromEnv(cfg.Get))
 	if err == nil {
 		err = splitAndReserve(cfg, &sel, &warnings)
+	}
+	if err == nil {
+		err = wantEndpoints(cfg, &sel)
 	}
 	if err != nil {
 		e.close()

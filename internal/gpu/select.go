@@ -45,6 +45,14 @@ type Selection struct {
 	// ReserveMiB is memory per GPU that servers are told not to use (RESERVE_GPU_MEMORY_MIB),
 	// so that a model that fits one big GPU does not, as on the smaller cards it is meant for.
 	ReserveMiB int
+	// Only names the endpoints to measure by suffix (ENDPOINTS: "A", "B", "A+B"; empty: all),
+	// so that drivers start no server for an endpoint that is not measured.
+	Only []string
+}
+
+// Wants reports whether the endpoint with this suffix is to be measured.
+func (s Selection) Wants(suffix string) bool {
+	return len(s.Only) == 0 || slices.ContainsFunc(s.Only, func(o string) bool { return strings.EqualFold(o, suffix) })
 }
 
 // Select picks the GPUs of endpoints A and B:

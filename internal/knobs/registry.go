@@ -60,7 +60,7 @@ var registry = []Knob{
 	{Name: "SPLIT_ENDPOINTS", Default: "0", Kind: KindBool01, Stacks: on(StackOllama, StackVLLM, StackLlamaCpp),
 		Doc: "fuze: 1 adds endpoint A+B, one server spreading each model over both selected GPUs (Ollama: both UUIDs in CUDA_VISIBLE_DEVICES and OLLAMA_SCHED_SPREAD=1; llama.cpp: --split-mode LLAMACPP_SPLIT_MODE with --tensor-split from the GPUs' free memory; vLLM: --tensor-parallel-size 2). Its rows have suffix A+B, gpu_label like nvidia-h200+nvidia-h200 and both UUIDs joined by + in gpu_uuid; needs two GPUs"},
 	{Name: "ENDPOINTS", Default: "", Kind: KindList, Stacks: on(StackOllama, StackVLLM, StackLlamaCpp),
-		Doc: "fuze: the endpoints to measure, by suffix (A, B, A+B); empty: every endpoint the GPUs give. ENDPOINTS=A keeps a one-GPU experiment on the first GPU of a two-GPU machine"},
+		Doc: "fuze: the endpoints to measure, by suffix (A, B, A+B); empty: every endpoint the GPUs give. ENDPOINTS=A keeps a one-GPU experiment on the first GPU of a two-GPU machine; no server is started for an endpoint left out"},
 	{Name: "SPLIT_PORT", Default: "11437", Kind: KindInt, Stacks: on(StackOllama, StackVLLM, StackLlamaCpp),
 		Doc: "fuze: port of the A+B endpoint's server (SPLIT_ENDPOINTS=1)"},
 	{Name: "RESERVE_GPU_MEMORY_MIB", Default: "0", Kind: KindInt, Stacks: on(StackOllama, StackLlamaCpp),

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,6 +145,8 @@ func (d *Driver) Setup(ctx context.Context, sel gpu.Selection) ([]stack.Endpoint
 	if ep, ok := stack.SplitEndpoint(sel, hostPort(d.cfg.SplitPort)); ok {
 		eps = append(eps, ep)
 	}
+	// No daemon for an endpoint the run does not measure (ENDPOINTS).
+	eps = slices.DeleteFunc(eps, func(ep stack.Endpoint) bool { return !sel.Wants(ep.Suffix) })
 	d.reserveMiB = sel.ReserveMiB
 	for i := range eps {
 		if err := d.startDaemon(ctx, &eps[i]); err != nil {

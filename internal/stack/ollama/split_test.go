@@ -124,3 +124,27 @@ func processEnv(t *testing.T, pid int) []string {
 	}
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 }
+
+// ENDPOINTS=B: Setup starts B's test daemon only, not A's (whose port stays free).
+func TestSetupStartsOnlyTheWantedDaemons(t *testing.T) {
+	srv := ollamatest.StartWithTiny(t, "tiny:latest")
+	cfg := config(t, srv)
+	a := &gpu.GPU{Index: 0, Name: "NVIDIA H200", UUID: "GPU-aaaaaaaa-fake", MemoryMiB: 143771, Label: "nvidia-h200"}
+	b := &gpu.GPU{Index: 1, Name: "NVIDIA H200", UUID: "GPU-bbbbbbbb-fake", MemoryMiB: 143771, Label: "nvidia-h200"}
+	var log bytes.Buffer
+	d := ollama.New(cfg, &log)
+	defer d.Close(context.Background())
+	eps, err := d.Setup(context.Background(), gpu.Selection{A: a, B: b, Only: []string{"B"}})
+	if err != nil {
+		t.Fatal(err, log.String())
+	}
+	if len(eps) != 1 || eps[0].Suffix != "B" {
+		t.Fatalf("endpoints %v, want B only", eps)
+	}
+	if strings.Contains(log.String(), "test daemon A") {
+		t.Errorf("daemon A started:\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "test daemon B") {
+		t.Errorf("daemon B not started:\n%s", log.String())
+	}
+}

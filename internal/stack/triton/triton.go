@@ -153,6 +153,9 @@ func (d *Driver) Setup(ctx context.Context, sel gpu.Selection) ([]stack.Endpoint
 	var ready []stack.Endpoint
 	var errs []error
 	for _, ep := range d.endpoints(sel) {
+		if !sel.Wants(ep.Suffix) {
+			continue // not measured (ENDPOINTS): no server started for it
+		}
 		var proc *server.Process
 		if d.cfg.StartCmd != "" {
 			p, err := d.start(ep)
