@@ -14,12 +14,17 @@
 #          and A+B after them (it shares their GPUs)
 # then writes OUT/two-gpu/summary.md (wall times from each run's run_summary line, rates per
 # endpoint, where Ollama put the model) and `fuze compare` of seq against par (significance).
-# Settings (environment): TWO_GPU_NG_PERCENT_SET ("100"), TWO_GPU_SPLIT_NG_PERCENT_SET ("100"),
+# Settings (environment): TWO_GPU_RUNS ("seq par split": which of the three to run; "" only sets
+# up), TWO_GPU_LIMIT_SECS (600: a run still going then is interrupted with SIGINT, which keeps its
+# rows), TWO_GPU_NG_PERCENT_SET ("100"), TWO_GPU_SPLIT_NG_PERCENT_SET ("100"),
 # TWO_GPU_FREE_MIB (13312), TEST_PORT_B (11536), SPLIT_PORT (11538); BENCH_REPEAT,
 # BENCH_NUM_PREDICT, BENCH_NUM_CTX and PROMPT as gpu-run.sh has them; the split run uses
 # TWO_GPU_SPLIT_NUM_PREDICT (32) and TWO_GPU_SPLIT_REPEAT (3) instead, because partial offload
-# decodes at CPU speed: with 10240 MiB free per H200 (about half of the 8B F16 on the CPU) the
-# two-H200 host decoded 0.4 tok/s, and 5 × 128 tokens would have taken half an hour per endpoint.
+# decodes at CPU speed: with 10240 MiB free per H200 (about half of the 8B F16 on the CPU), A and B
+# at once and a compiler on the same cores, the two-H200 host decoded 0.4 tok/s. The split run
+# therefore measures its endpoints one after the other (PARALLEL_ENDPOINTS=0): two partial
+# offloads at once would share the host's cores and memory bandwidth, which is the CPU part's
+# whole speed. Run it on an otherwise idle host.
 # Uses gpu-run.sh's variables and functions: FUZE OLLAMA STORE WORK OUT_DIR LOGS MODELS
 # PERSISTENT_PORT TEST_PORT_A say die bundle root.
 
@@ -31,6 +36,8 @@ TWO_GPU_SPLIT_NUM_PREDICT="${TWO_GPU_SPLIT_NUM_PREDICT:-32}"
 TWO_GPU_SPLIT_REPEAT="${TWO_GPU_SPLIT_REPEAT:-3}"
 TWO_GPU_NG_PERCENT_SET="${TWO_GPU_NG_PERCENT_SET:-100}"
 TWO_GPU_SPLIT_NG_PERCENT_SET="${TWO_GPU_SPLIT_NG_PERCENT_SET:-100}"
+TWO_GPU_RUNS="${TWO_GPU_RUNS-seq par split}"
+TWO_GPU_LIMIT_SECS="${TWO_GPU_LIMIT_SECS:-600}"
 two_out="$OUT_DIR/two-gpu"
 mkdir -p "$two_out"
 
@@ -78,7 +85,7 @@ two_run() {
   cp "$envf" "$two_out/$name.env"
   say "two GPUs, $name: fuze stack @$envf ollama ($*)"
   set +e
-  (cd "$root" && exec "$FUZE" stack "@$envf" ollama) 2>&1 | tee "$console"
+  (cd "$root" && exec timeout -s INT -k 30 "$TWO_GPU_LIMIT_SECS" "$FUZE" stack "@$envf" ollama) 2>&1 | tee "$console"
   rc=${PIPESTATUS[0]}
   set -e
   local csv
@@ -96,9 +103,10 @@ two_run() {
   bundle
 }
 
-two_run seq "PARALLEL_ENDPOINTS=0" "SPLIT_ENDPOINTS=0" "NG_PERCENT_SET=\"$TWO_GPU_NG_PERCENT_SET\""
-two_run par "PARALLEL_ENDPOINTS=1" "SPLIT_ENDPOINTS=0" "NG_PERCENT_SET=\"$TWO_GPU_NG_PERCENT_SET\""
-two_run split "PARALLEL_ENDPOINTS=1" "SPLIT_ENDPOINTS=1" "RESERVE_GPU_MEMORY_MIB=$reserve_mib" "NG_PERCENT_SET=\"$TWO_GPU_SPLIT_NG_PERCENT_SET\"" \
+wants_run() { [[ " $TWO_GPU_RUNS " == *" $1 "* ]]; }
+wants_run seq && two_run seq "PARALLEL_ENDPOINTS=0" "SPLIT_ENDPOINTS=0" "NG_PERCENT_SET=\"$TWO_GPU_NG_PERCENT_SET\""
+wants_run par && two_run par "PARALLEL_ENDPOINTS=1" "SPLIT_ENDPOINTS=0" "NG_PERCENT_SET=\"$TWO_GPU_NG_PERCENT_SET\""
+wants_run split && two_run split "PARALLEL_ENDPOINTS=0" "SPLIT_ENDPOINTS=1" "RESERVE_GPU_MEMORY_MIB=$reserve_mib" "NG_PERCENT_SET=\"$TWO_GPU_SPLIT_NG_PERCENT_SET\"" \
   "BENCH_NUM_PREDICT=$TWO_GPU_SPLIT_NUM_PREDICT" "BENCH_REPEAT=$TWO_GPU_SPLIT_REPEAT"
 
 say "two GPUs: summary"
@@ -121,6 +129,8 @@ def load(name):
     return recs, summary
 walls = {}
 for name in ("seq", "par", "split"):
+    if not os.path.exists(os.path.join(out, name + ".jsonl")):
+        continue
     recs, s = load(name)
     print("\n### %s\n" % name)
     if s:

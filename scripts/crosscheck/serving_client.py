@@ -2,14 +2,19 @@
 # code; not used by fuze or its tests): the method of `vllm bench serve`
 # (aiohttp streaming; TTFT = first non-empty chunk, ITL = gaps between later chunks,
 # output throughput = output tokens / benchmark duration), percentiles numpy-linear (type 7).
-# usage: serving_client.py ollama|llamacpp PORT MODEL CONCURRENCY REQUESTS INPUT_TOKENS OUTPUT_TOKENS
-# (prompt words calibrated from the server's prompt token count on warm-up requests)
+# usage: serving_client.py ollama|llamacpp PORT MODEL CONCURRENCY REQUESTS INPUT_TOKENS OUTPUT_TOKENS [WARMUP_PER_STREAM]
+# (prompt words calibrated from the server's prompt token count on three warm-up requests; then
+# WARMUP_PER_STREAM × CONCURRENCY unrecorded requests CONCURRENCY at a time, as fuze's
+# SERVING_WARMUP does, default 0). Each request opens its own connection, as `vllm bench serve`
+# does (a session per request): llama-server closes kept-alive connections, which a pooled
+# client sees as "Server disconnected".
 import asyncio, json, sys, time, random
 import aiohttp
 import numpy as np
 
 kind, port, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 conc, nreq, in_target, out_tok = map(int, sys.argv[4:8])
+warmup_per_stream = int(sys.argv[8]) if len(sys.argv) > 8 else 0
 in_words = 64
 words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon".split()
 
@@ -58,25 +63,28 @@ async def one(session, i):
 
 
 async def main():
-    conn = aiohttp.TCPConnector(limit=0)
+    conn = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=3600)) as s:
         global in_words
         for k in range(3):  # warm-up and calibration of words per prompt token
             w = await one(s, -1 - k)
             if w and w["prompt_tokens"]:
                 in_words = max(1, round(in_words * in_target / w["prompt_tokens"]))
-        queue = list(range(nreq))
+        async def closed_loop(first, n, out):
+            queue = list(range(first, first + n))
+
+            async def worker():
+                while queue:
+                    r = await one(s, queue.pop(0))
+                    if r:
+                        out.append(r)
+
+            await asyncio.gather(*(worker() for _ in range(conc)))
+
+        await closed_loop(nreq, warmup_per_stream * conc, [])
         out = []
-
-        async def worker():
-            while queue:
-                i = queue.pop(0)
-                r = await one(s, i)
-                if r:
-                    out.append(r)
-
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(conc)))
+        await closed_loop(0, nreq, out)
         dur = max(r["end"] for r in out) - t0
     toks = sum(r["tokens"] for r in out)
     q = lambda xs, p: float(np.percentile(np.array(xs) * 1000, p))
@@ -84,10 +92,10 @@ async def main():
     itl = [g for r in out for g in r["itl"]]
     e2e = [r["e2e"] for r in out]
     pt = [r["prompt_tokens"] for r in out if r["prompt_tokens"]]
-    print("loadgen %s %s concurrency=%d completed=%d/%d prompt_tokens_mean=%.1f output_tokens=%d duration_s=%.3f "
+    print("loadgen %s %s concurrency=%d warmup_per_stream=%d completed=%d/%d prompt_tokens_mean=%.1f output_tokens=%d duration_s=%.3f "
           "request_rate=%.3f output_tps=%.2f ttft_ms p50=%.3f p90=%.3f p99=%.3f itl_ms p50=%.3f p90=%.3f p99=%.3f "
           "e2e_ms p50=%.3f p99=%.3f itl_n=%d" % (
-              kind, model, conc, len(out), nreq, float(np.mean(pt)) if pt else -1, toks, dur, len(out) / dur, toks / dur,
+              kind, model, conc, warmup_per_stream, len(out), nreq, float(np.mean(pt)) if pt else -1, toks, dur, len(out) / dur, toks / dur,
               q(ttft, 50), q(ttft, 90), q(ttft, 99), q(itl, 50), q(itl, 90), q(itl, 99), q(e2e, 50), q(e2e, 99), len(itl)))
 
 
