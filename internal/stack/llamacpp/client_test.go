@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -334,5 +335,59 @@ func fillFromFinal(s *measure.Sample, final *Chunk, numPredict int) {
 	s.Notes = append(s.Notes, sc.Notes...)
 	if err != nil {
 		s.SetFailure(err)
+	}
+}
+
+// llama-server closes connections it had kept alive on its own; a POST sent on one it has just
+// closed fails without Go retrying it (an H200 serving run lost 4 of 192 requests so). The
+// server here answers with keep-alive and then, as soon as the next request arrives on the same
+// connection, closes it unanswered: every request of the driver must still succeed, each on a
+// connection of its own.
+func TestNoRequestOnAKeptAliveConnection(t *testing.T) {
+	tr := loadTranscript(t, "completion_stream.json")
+	var req CompletionRequest
+	json.Unmarshal(tr.Request.Body, &req)
+	var mu sync.Mutex
+	conns, reused := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		conns++
+		mu.Unlock()
+		fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s", tr.Response.ContentType, len(tr.Response.Body), tr.Response.Body)
+		rw.Flush()
+		if _, err := rw.Reader.Peek(1); err == nil {
+			mu.Lock()
+			reused++
+			mu.Unlock()
+		}
+		c.Close()
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	const streams, perStream = 4, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, streams*perStream)
+	for range streams {
+		wg.Go(func() {
+			for range perStream {
+				if _, _, err := completion(context.Background(), addr, req, nil); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("request failed: %v", err)
+	}
+	if conns != streams*perStream || reused != 0 {
+		t.Errorf("%d requests on %d connections, %d sent on a connection kept alive", streams*perStream, conns, reused)
 	}
 }
