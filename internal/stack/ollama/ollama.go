@@ -536,7 +536,45 @@ func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target,
 	if err != nil {
 		return stack.Prepared{}, d.classify(ep, fmt.Errorf("warm-up (load) request: %w", err))
 	}
+	if d.reserveMiB > 0 && ep.GPU != nil {
+		if err := d.checkReserve(ctx, ep, c); err != nil {
+			return stack.Prepared{}, err
+		}
+	}
 	return stack.Prepared{Settings: map[string]string{"warmup_load_ns": strconv.FormatInt(wres.LoadDuration, 10)}}, nil
+}
+
+// checkReserve fails a configuration that put more of the model on ep's GPUs than
+// RESERVE_GPU_MEMORY_MIB leaves them. Ollama keeps OLLAMA_GPU_OVERHEAD free only for the layers
+// it places itself: an explicit num_gpu loads that many layers whatever the overhead (on an
+// H200 under a reserve that left 13312 MiB, num_gpu 33 put all 14.8 GiB on the GPU), which a
+// GPU that really had only that memory could not hold.
+func (d *Driver) checkReserve(ctx context.Context, ep stack.Endpoint, c stack.Candidate) error {
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
+	defer cancel()
+	running, err := d.client(ep.Addr).PS(pctx)
+	if err != nil {
+		return d.classify(ep, fmt.Errorf("/api/ps after loading: %w", err))
+	}
+	for _, m := range running {
+		if m.Name == c.ModelTag || m.Model == c.ModelTag || m.Name == c.ModelTag+":latest" {
+			return ReserveExceeded(m.SizeVRAM, ep.GPUs(), d.reserveMiB)
+		}
+	}
+	return nil
+}
+
+// ReserveExceeded is a load failure when vramBytes is more than the GPUs' memory less
+// reserveMiB on each: the memory a GPU of that size would have had.
+func ReserveExceeded(vramBytes int64, gpus []*gpu.GPU, reserveMiB int) error {
+	var leftMiB int64
+	for _, g := range gpus {
+		leftMiB += max(int64(g.MemoryMiB-reserveMiB), 0)
+	}
+	if len(gpus) == 0 || vramBytes <= leftMiB<<20 {
+		return nil
+	}
+	return measure.Fail(measure.ErrLoad, fmt.Errorf("does not fit: %d MiB of the model on the GPU, RESERVE_GPU_MEMORY_MIB=%d leaves %d MiB (Ollama keeps its OLLAMA_GPU_OVERHEAD free only for the layers it places itself)", vramBytes>>20, reserveMiB, leftMiB))
 }
 
 // Send implements stack.Client: one streamed generation of req. Ollama streams one token per

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/gpu"
+	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/ollamaapi"
 	"github.com/fuze-ai/fuze/internal/ollamatest"
 	"github.com/fuze-ai/fuze/internal/results"
@@ -146,5 +147,35 @@ func TestSetupStartsOnlyTheWantedDaemons(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "test daemon B") {
 		t.Errorf("daemon B not started:\n%s", log.String())
+	}
+}
+
+// Under RESERVE_GPU_MEMORY_MIB a configuration that put more on the GPUs than the reserve
+// leaves them fails as a load failure (as it would on a GPU of that size); a split endpoint
+// has what the reserve leaves on each of its GPUs.
+func TestReserveExceeded(t *testing.T) {
+	h200 := func() *gpu.GPU { return &gpu.GPU{MemoryMiB: 143771} }
+	const reserve = 143771 - 13312
+	for _, tc := range []struct {
+		vramMiB int64
+		gpus    []*gpu.GPU
+		fails   bool
+	}{
+		{10816, []*gpu.GPU{h200()}, false}, // Ollama's own fit: 26 of 33 layers
+		{13312, []*gpu.GPU{h200()}, false},
+		{14830, []*gpu.GPU{h200()}, true},          // num_gpu 33 forced past the reserve
+		{14830, []*gpu.GPU{h200(), h200()}, false}, // the same model split over two
+		{14830, nil, false},                        // no GPU: nothing reserved
+	} {
+		err := ollama.ReserveExceeded(tc.vramMiB<<20, tc.gpus, reserve)
+		if (err != nil) != tc.fails {
+			t.Errorf("%d MiB on %d GPUs: %v, want failure %v", tc.vramMiB, len(tc.gpus), err, tc.fails)
+		}
+		if err == nil {
+			continue
+		}
+		if kind, msg := measure.Classify(err); kind != measure.ErrLoad || !strings.Contains(msg, "leaves 13312 MiB") {
+			t.Errorf("%d MiB: %v (kind %q)", tc.vramMiB, err, kind)
+		}
 	}
 }
