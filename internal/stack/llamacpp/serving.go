@@ -59,6 +59,11 @@ func (d *Driver) ServingCandidates(_ context.Context, ep stack.Endpoint, t stack
 			stack.Setting{Name: "cont_batching", Value: "true", Level: stack.ServerLevel})
 		out = append(out, c)
 	}
+	// The tuning sets are server flags: each server configuration gets its levels and its
+	// goodput, which is the search's throughput-at-the-SLO objective.
+	if !d.cfg.Tune.empty() {
+		out = d.tuned(out, d.cfg.Tune)
+	}
 	return out, nil
 }
 

@@ -92,3 +92,38 @@ func TestTuningBaselineKeepsTheOffload(t *testing.T) {
 		}
 	}
 }
+
+// Serving crosses the tuning sets (all server flags) with --parallel: each server
+// configuration is its own llama-server with its levels, keeping the slots' context size and
+// continuous batching.
+func TestServingCrossesTuningSets(t *testing.T) {
+	d := New(Config{CtxSize: 2048, BatchSize: 32, NumPredict: 8, NGL: []int{-1}, Tune: Tuning{
+		FlashAttn: []string{"off", "on"}, CacheType: []string{"f16", "q8_0"},
+	}}, io.Discard)
+	ep := stack.Endpoint{Addr: "127.0.0.1:9", GPU: &gpu.GPU{Label: "nvidia-h200"}}
+	cands, err := d.ServingCandidates(context.Background(), ep, stack.Target{Model: "m", Alias: "m"}, []int{1, 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// off×f16, on×f16, on×q8_0 (off×q8_0 skipped) × --parallel 1 and 8.
+	if len(cands) != 6 {
+		t.Fatalf("%d candidates, want 6", len(cands))
+	}
+	keys := map[string]bool{}
+	for _, c := range cands {
+		keys[c.ServerSettings()] = true
+		args := strings.Join(d.ServerArgs(ep, "/m.gguf", c), " ")
+		slots := c.SettingsMap()["n_parallel"]
+		for _, want := range []string{"--parallel " + slots, "--cont-batching", "--ctx-size " + map[string]string{"1": "2048", "8": "16384"}[slots]} {
+			if !strings.Contains(args, want) {
+				t.Errorf("args %q lack %q", args, want)
+			}
+		}
+		if m := c.SettingsMap(); m[SetCacheType] == "q8_0" && !strings.Contains(args, "--cache-type-k q8_0") {
+			t.Errorf("args %q lack the tuned cache type", args)
+		}
+	}
+	if len(keys) != 6 {
+		t.Errorf("%d distinct server configurations among 6 candidates", len(keys))
+	}
+}

@@ -42,9 +42,14 @@ func (d *Driver) CloseIdleConnections() { d.transport.CloseIdleConnections() }
 // ServingCandidates implements stack.ServingPlanner: the base model with the runtime options
 // of the baseline, at each OLLAMA_NUM_PARALLEL (a daemon environment variable: a change
 // restarts the test daemon). Without values, the daemon's own setting: the environment's
-// OLLAMA_NUM_PARALLEL when the run sets one, else Ollama's default.
+// OLLAMA_NUM_PARALLEL when the run sets one, else Ollama's default. The daemon-level tuning sets
+// (OLLAMA_FLASH_ATTENTION_SET, OLLAMA_KV_CACHE_TYPE_SET) multiply them: every server
+// configuration gets its levels and its goodput, so the serving view's best configuration under
+// the SLO is the tuning search's throughput-at-the-SLO objective. Request options are not
+// crossed here: a level's configuration is its server's settings.
 func (d *Driver) ServingCandidates(_ context.Context, _ stack.Endpoint, t stack.Target, parallel []int) ([]stack.Candidate, error) {
 	base := d.candidate(stack.LabelBaseline, t.Model, "default")
+	var out []stack.Candidate
 	if len(parallel) == 0 {
 		c := base.WithParallel(NumParallel, 0)
 		if v := d.environ(NumParallel); v != "" {
@@ -52,11 +57,16 @@ func (d *Driver) ServingCandidates(_ context.Context, _ stack.Endpoint, t stack.
 				c = base.WithParallel(NumParallel, n)
 			}
 		}
-		return []stack.Candidate{c}, nil
+		out = []stack.Candidate{c}
 	}
-	out := make([]stack.Candidate, 0, len(parallel))
 	for _, n := range parallel {
 		out = append(out, base.WithParallel(NumParallel, n))
+	}
+	if tu := (Tuning{FlashAttention: d.cfg.Tune.FlashAttention, KVCacheType: d.cfg.Tune.KVCacheType}); !tu.empty() {
+		out = d.tuned(out, tu)
+	}
+	if len(d.cfg.Tune.NumBatch)+len(d.cfg.Tune.NumCtx)+len(d.cfg.Tune.NumThread) > 0 {
+		fmt.Fprintf(d.log, "   serving: NUM_BATCH_SET, NUM_CTX_SET and NUM_THREAD_SET are request options, not swept by serving (the single-stream search measures them)\n")
 	}
 	return out, nil
 }

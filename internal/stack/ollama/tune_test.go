@@ -103,3 +103,36 @@ func TestGPUTuningEnvGivesAtLeast12(t *testing.T) {
 	}
 	t.Logf("%d configurations, %d daemon configurations", len(cands), len(servers))
 }
+
+// Serving crosses the daemon-level tuning sets with OLLAMA_NUM_PARALLEL: every server
+// configuration gets its levels (its goodput is the throughput-at-the-SLO objective), each a
+// distinct daemon environment; request options are left to the single-stream search.
+func TestServingCrossesDaemonTuningSets(t *testing.T) {
+	var log strings.Builder
+	d := New(Config{NumCtx: 2048, NumPredict: 8, Tune: Tuning{
+		FlashAttention: []string{"0", "1"}, KVCacheType: []string{"f16", "q8_0"}, NumBatch: []int{512, 128},
+	}}, &log)
+	cands, err := d.ServingCandidates(context.Background(), stack.Endpoint{Addr: "127.0.0.1:1"}, stack.Target{Model: "m:1"}, []int{1, 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envs []string
+	for _, c := range cands {
+		envs = append(envs, strings.Join(daemonEnvOf(c), " "))
+		if m := c.SettingsMap(); m["num_batch"] != "" {
+			t.Errorf("serving candidate with a request option: %v", m)
+		}
+	}
+	// fa0×f16, fa1×f16, fa1×q8_0 (fa0×q8_0 skipped) × parallel 1 and 8.
+	want := []string{
+		"OLLAMA_FLASH_ATTENTION=0 OLLAMA_KV_CACHE_TYPE=f16 OLLAMA_NUM_PARALLEL=1", "OLLAMA_FLASH_ATTENTION=0 OLLAMA_KV_CACHE_TYPE=f16 OLLAMA_NUM_PARALLEL=8",
+		"OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=f16 OLLAMA_NUM_PARALLEL=1", "OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=f16 OLLAMA_NUM_PARALLEL=8",
+		"OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=q8_0 OLLAMA_NUM_PARALLEL=1", "OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=q8_0 OLLAMA_NUM_PARALLEL=8",
+	}
+	if strings.Join(envs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("daemon environments\n%s\nwant\n%s", strings.Join(envs, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(log.String(), "not swept by serving") {
+		t.Errorf("log %q: the request options left out are not said", log.String())
+	}
+}
