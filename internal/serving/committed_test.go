@@ -5,9 +5,15 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/fuze-ai/fuze/internal/measure"
+	"github.com/fuze-ai/fuze/internal/stats"
 	"github.com/fuze-ai/fuze/internal/testfixture"
 )
 
@@ -17,8 +23,13 @@ type committedLevel struct {
 	Stack            string  `json:"stack"`
 	Parallel         string  `json:"parallel"`
 	Concurrency      int     `json:"concurrency"`
+	Requests         int     `json:"requests"`
+	Sent             int     `json:"sent"`
 	Completed        int     `json:"completed"`
 	Failed           int     `json:"failed"`
+	Canceled         int     `json:"canceled"`
+	Interrupted      bool    `json:"interrupted"`
+	Error            string  `json:"error"`
 	OutputTPS        float64 `json:"output_tps"`
 	OutputTokensMean float64 `json:"output_tokens_mean"`
 	PhysicsFlag      string  `json:"physics_flag"`
@@ -29,6 +40,12 @@ type committedLevel struct {
 		PowerIntegralJ float64 `json:"power_integral_j"`
 		MemPeakMiB     float64 `json:"mem_peak_mib"`
 	} `json:"telemetry"`
+	TTFT struct {
+		P50 float64 `json:"p50_ms"`
+	} `json:"ttft"`
+	E2E struct {
+		P50 float64 `json:"p50_ms"`
+	} `json:"e2e"`
 }
 
 func committedLevels(t *testing.T, name string) []committedLevel {
@@ -128,6 +145,236 @@ func TestCommittedGPUServingComparison(t *testing.T) {
 		}
 		if r := by[32].OutputTPS / by[8].OutputTPS; r > 1.25 {
 			t.Errorf("%s: 32 streams at %.1f tok/s vs 8 at %.1f (ratio %.2f) on eight slots", name, by[32].OutputTPS, by[8].OutputTPS, r)
+		}
+	}
+}
+
+// committedRequest is the part of a committed request record these checks read.
+type committedRequest struct {
+	Type        string          `json:"type"`
+	Concurrency int             `json:"concurrency"`
+	Warmup      bool            `json:"warmup"`
+	Sample      *measure.Sample `json:"sample"`
+}
+
+// committedRequests are a committed serving JSONL's measured requests (warm-ups left out).
+func committedRequests(t *testing.T, name string) []committedRequest {
+	t.Helper()
+	f, err := os.Open(testfixture.Repo(t, "results", "gpu", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []committedRequest
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var r committedRequest
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r.Type == "request" && !r.Warmup {
+			if r.Sample == nil {
+				t.Fatalf("%s: a request record without its sample", name)
+			}
+			out = append(out, r)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkComplete fails a level that lost a request or flagged a figure, or whose request
+// records do not add up to what it says it sent.
+func checkComplete(t *testing.T, name string, l committedLevel, reqs []committedRequest) {
+	t.Helper()
+	n, ok := 0, 0
+	for _, r := range reqs {
+		if r.Concurrency == l.Concurrency {
+			n++
+			if !r.Sample.Failed() {
+				ok++
+			}
+		}
+	}
+	if l.Sent == 0 || l.Completed != l.Sent || l.Failed != 0 || l.Canceled != 0 || l.Interrupted || l.Error != "" || l.PhysicsFlag != "" ||
+		n != l.Sent || ok != n {
+		t.Errorf("%s parallel %s c=%d: %d sent, %d completed, %d failed, %d canceled, interrupted %v, error %q, flag %q; %d request records, %d ok",
+			name, l.Parallel, l.Concurrency, l.Sent, l.Completed, l.Failed, l.Canceled, l.Interrupted, l.Error, l.PhysicsFlag, n, ok)
+	}
+}
+
+// The committed level runs (serving-levels_<stack>_p<slots>.*, 4 s per level, so each level
+// sent as many requests as fit): every request completed, nothing above physics; with eight
+// slots throughput scales to eight streams (more than twice one stream's) and more streams
+// than slots wait for one (TTFT jumps past 8); with one slot the streams share it: eight get
+// the single-stream rate (within 15%) and each added stream waits longer for its first token.
+func TestCommittedGPUServingLevels(t *testing.T) {
+	for _, tc := range []struct {
+		name, parallel string
+		levels         []int
+	}{
+		{"serving-levels_ollama_p8.jsonl", "8", []int{1, 2, 4, 8, 16, 32}},
+		{"serving-levels_llamacpp_p8.jsonl", "8", []int{1, 2, 4, 8, 16, 32}},
+		{"serving-levels_ollama_p1.jsonl", "1", []int{1, 2, 4, 8, 16}},
+		{"serving-levels_llamacpp_p1.jsonl", "1", []int{1, 2, 4, 8, 16}},
+	} {
+		levels, reqs := committedLevels(t, tc.name), committedRequests(t, tc.name)
+		by := map[int]committedLevel{}
+		var cs []int
+		for _, l := range levels {
+			checkComplete(t, tc.name, l, reqs)
+			if l.Parallel != tc.parallel || l.Requests != 0 {
+				t.Errorf("%s c=%d: parallel %s, %d requests asked; want %s slots and a duration", tc.name, l.Concurrency, l.Parallel, l.Requests, tc.parallel)
+			}
+			by[l.Concurrency] = l
+			cs = append(cs, l.Concurrency)
+		}
+		if !slices.Equal(cs, tc.levels) {
+			t.Fatalf("%s: levels %v, want %v", tc.name, cs, tc.levels)
+		}
+		r8 := by[8].OutputTPS / by[1].OutputTPS
+		switch tc.parallel {
+		case "8":
+			if r8 < 2 {
+				t.Errorf("%s: eight slots, 8 streams at %.1f tok/s vs 1 stream at %.1f (ratio %.2f): should scale", tc.name, by[8].OutputTPS, by[1].OutputTPS, r8)
+			}
+			if by[16].TTFT.P50 < 3*by[8].TTFT.P50 {
+				t.Errorf("%s: TTFT p50 %.1f ms at 16 streams, %.1f at 8: with eight slots the other eight should wait", tc.name, by[16].TTFT.P50, by[8].TTFT.P50)
+			}
+		case "1":
+			if r8 < 0.85 || r8 > 1.15 {
+				t.Errorf("%s: one slot, 8 streams at %.1f tok/s vs 1 stream at %.1f (ratio %.2f): should be about equal", tc.name, by[8].OutputTPS, by[1].OutputTPS, r8)
+			}
+			for i := 1; i < len(cs); i++ {
+				if a, b := by[cs[i-1]], by[cs[i]]; b.TTFT.P50 <= a.TTFT.P50 {
+					t.Errorf("%s: TTFT p50 %.1f ms at %d streams, %.1f at %d: one slot should make each added stream wait longer", tc.name, b.TTFT.P50, b.Concurrency, a.TTFT.P50, a.Concurrency)
+				}
+			}
+		}
+	}
+}
+
+// ginLine is one request of Ollama's GIN log: when it ended (second resolution, UTC) and how
+// long the server took.
+type ginLine struct {
+	end time.Time
+	dur time.Duration
+}
+
+// readGIN reads the POST /api/generate lines of a committed GIN log excerpt.
+func readGIN(t *testing.T, name string) []ginLine {
+	t.Helper()
+	b, err := os.ReadFile(testfixture.Repo(t, "results", "gpu", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`^\[GIN\] (\d{4}/\d\d/\d\d - \d\d:\d\d:\d\d) \| (\d{3}) \|\s*(\S+) \|.*\| POST\s+"/api/generate"$`)
+	var out []ginLine
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "[GIN] ") {
+			continue // the route table's [GIN-debug] line
+		}
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("%s: %q is not a POST /api/generate line", name, line)
+		}
+		end, err1 := time.ParseInLocation("2006/01/02 - 15:04:05", m[1], time.UTC)
+		dur, err2 := time.ParseDuration(m[3])
+		if err1 != nil || err2 != nil || m[2] != "200" {
+			t.Fatalf("%s: %q: status %s, %v %v", name, line, m[2], err1, err2)
+		}
+		out = append(out, ginLine{end, dur})
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no GIN lines", name)
+	}
+	return out
+}
+
+// within1pct says a and b differ by at most 1% of b.
+func within1pct(a, b float64) bool { return math.Abs(a-b) <= 0.01*b }
+
+// The committed comparison with the servers' own timing (serving-vs-client/, run 2): fuze's
+// serving runs, alternated with an independent client on the same servers, each one level of
+// 96 requests at 8 streams on 8 slots, all completed. What fuze's clock says a request took
+// agrees with what the server says: per request no client time is shorter than the server's
+// total, and the medians agree within 1% — the e2e median with the JSONL's own
+// server_total_duration_ns (on llama.cpp its prompt + decode timings), and on Ollama with the
+// daemon's GIN log, the lines that ended within the run's requests (the log is independent of
+// fuze: the daemon writes it as each request ends).
+func TestCommittedServingAgainstServerTimes(t *testing.T) {
+	gin := readGIN(t, "serving-vs-client/run2-ollama-daemon-requests.txt")
+	for _, name := range []string{
+		"serving-vs-client/run2-ollama-fuze-1.jsonl", "serving-vs-client/run2-ollama-fuze-2.jsonl",
+		"serving-vs-client/run2-llamacpp-fuze-1.jsonl", "serving-vs-client/run2-llamacpp-fuze-2.jsonl",
+	} {
+		levels, reqs := committedLevels(t, name), committedRequests(t, name)
+		if len(levels) != 1 || levels[0].Concurrency != 8 || levels[0].Sent != 96 {
+			t.Fatalf("%s: %d levels, want one of 96 requests at 8 streams", name, len(levels))
+		}
+		l := levels[0]
+		checkComplete(t, name, l, reqs)
+		var e2e, server []float64
+		var first, last time.Time
+		for i, r := range reqs {
+			s := r.Sample
+			if s.End < s.ServerTotalDuration || s.ServerTotalDuration <= 0 {
+				t.Errorf("%s request %d: %v on fuze's clock, %v on the server's", name, i, s.End, s.ServerTotalDuration)
+			}
+			e2e = append(e2e, float64(s.End))
+			server = append(server, float64(s.ServerTotalDuration))
+			if end := s.Start.Add(s.End); i == 0 || end.After(last) {
+				last = end
+			}
+			if i == 0 || s.Start.Before(first) {
+				first = s.Start
+			}
+		}
+		me := stats.Median(e2e)
+		// The level's own e2e p50 is the requests' median (hf7 at 0.5).
+		if math.Abs(me/1e6-l.E2E.P50) > 1e-6 {
+			t.Errorf("%s: level e2e p50 %.6f ms, the requests' median %.6f", name, l.E2E.P50, me/1e6)
+		}
+		if ms := stats.Median(server); !within1pct(me, ms) {
+			t.Errorf("%s: e2e median %.1f ms vs the server's total %.1f ms", name, me/1e6, ms/1e6)
+		}
+		if !strings.Contains(name, "ollama") {
+			continue
+		}
+		// GIN stamps a line with the second its request ended: a line of second s ended in
+		// [s, s+1), so the run's lines are those with s+1 after the first request's start and s
+		// not after the last one's end. The client ran before and after, never alongside: the
+		// daemon served exactly fuze's requests then (its warm-ups end before the first start).
+		var durs []float64
+		for _, g := range gin {
+			if g.end.Add(time.Second).After(first) && !g.end.After(last) {
+				durs = append(durs, float64(g.dur))
+			}
+		}
+		if len(durs) != len(reqs) {
+			t.Errorf("%s: %d GIN lines between %s and %s, %d requests", name, len(durs), first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano), len(reqs))
+		}
+		if mg := stats.Median(durs); !within1pct(me, mg) {
+			t.Errorf("%s: e2e median %.1f ms vs the daemon's %.1f ms", name, me/1e6, mg/1e6)
+		}
+	}
+	// Run 1 (an earlier pass, before the llama.cpp client's keep-alive fix) is kept for the
+	// record: its files still parse and each level's requests add up.
+	for _, name := range []string{"serving-vs-client/run1-fuze-ollama-c1.jsonl", "serving-vs-client/run1-fuze-ollama-c8-c32.jsonl", "serving-vs-client/run1-fuze-llamacpp-c8-c32.jsonl"} {
+		reqs := committedRequests(t, name)
+		for _, l := range committedLevels(t, name) {
+			n := 0
+			for _, r := range reqs {
+				if r.Concurrency == l.Concurrency {
+					n++
+				}
+			}
+			if l.Sent != l.Completed+l.Failed+l.Canceled || n != l.Sent {
+				t.Errorf("%s c=%d: %d sent, %d completed, %d failed, %d canceled, %d request records", name, l.Concurrency, l.Sent, l.Completed, l.Failed, l.Canceled, n)
+			}
 		}
 	}
 }
