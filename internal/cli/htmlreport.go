@@ -25,7 +25,8 @@ func newHTMLReportCommand(s streams) *cobra.Command {
 		Use:   "report [-o report.html] [--title T] [--meta KEY=VALUE]... [--same-model NAME=GROUP]... RUN.csv|RUN.jsonl|AGGREGATE.csv|serving_*.csv|DIR...",
 		Short: "Write one self-contained HTML report (tables, charts, provenance) of runs, aggregates and serving results",
 		Long: `report reads run CSVs (with the JSONL beside each), run JSONLs, aggregates (benchmarks.csv
-and its .repeats.jsonl), serving CSVs (serving_<stack>_<TS>.csv) and folders of them, and writes
+and its .repeats.jsonl), serving CSVs (serving_<stack>_<TS>.csv, or any CSV with the serving
+header) and folders of them, and writes
 one HTML file that opens offline: the chart library (uPlot) and the data are inside it.
 
 Per model: the cross-stack table (client decode tok/s with the repeats' range and count, TTFT,

@@ -43,7 +43,7 @@ func TestCommittedGPUReport(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("fuze %s: exit %d: %s", strings.Join(args, " "), code, stderr)
 	}
-	if !strings.Contains(stdout, "2 models, 14 charts") {
+	if !strings.Contains(stdout, "2 models, 15 charts") {
 		t.Errorf("stdout %q", stdout)
 	}
 	got, err := os.ReadFile(out)

@@ -27,6 +27,7 @@ import (
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/naming"
 	"github.com/fuze-ai/fuze/internal/results"
+	"github.com/fuze-ai/fuze/internal/serving"
 	"github.com/fuze-ai/fuze/internal/tune"
 )
 
@@ -243,6 +244,9 @@ func classify(path string, dir map[string]bool) (string, error) {
 		head, err := csvHeader(path)
 		if err != nil {
 			return "", err
+		}
+		if serving.IsHeader(head) { // a serving CSV renamed or kept under another name
+			return kindServing, nil
 		}
 		switch strings.Join(head, ",") {
 		case strings.Join(results.Header, ","):

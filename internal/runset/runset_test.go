@@ -14,9 +14,9 @@ import (
 var gpuDir = filepath.Join("..", "..", "results", "gpu")
 
 // TestLoadCommittedGPURuns reads the committed GPU folder: its runs (CSV with JSONL: four
-// sweeps, the telemetry sweep, the llama.cpp and Ollama tuning searches), its serving_*.csv,
-// its machine.txt, and nothing else (console transcripts, env files, logs, the serving-cmp_ and
-// serving-levels_ CSVs, the two-GPU and serving-vs-client folders are left alone).
+// sweeps, the telemetry sweep, the llama.cpp and Ollama tuning searches), its serving CSVs,
+// its machine.txt, and nothing else (console transcripts, env files, logs, the two-GPU and
+// serving-vs-client folders are left alone).
 func TestLoadCommittedGPURuns(t *testing.T) {
 	set, warnings, err := Load([]string{gpuDir})
 	if err != nil {
@@ -32,15 +32,15 @@ func TestLoadCommittedGPURuns(t *testing.T) {
 	if want := []string{"llamacpp_llama-1b.csv", "llamacpp_llama-8b.csv", "ollama_llama-1b.csv", "ollama_llama-8b.csv", "telemetry-sweep-ollama-llama8b.csv", "tune-llamacpp-llama8b.csv", "tune-ollama-llama8b.csv"}; !slices.Equal(files, want) {
 		t.Errorf("files %v, want %v", files, want)
 	}
-	// Serving CSVs are serving_*.csv only: the folder's serving-cmp_*.csv and serving-levels_*.csv
-	// have the serving header under other prefixes, so the loader takes them for neither a
-	// serving CSV nor a run CSV and skips them, as it skips a folder's other files. A change to
-	// that (more serving inputs for the report) should show up here.
+	// Serving CSVs are known by their header, whatever their name: the energy runs, the
+	// comparison runs and the level runs are serving CSVs as much as serving_*.csv is.
 	var serving []string
 	for _, f := range set.Serving {
 		serving = append(serving, filepath.Base(f))
 	}
-	if want := []string{"serving_llamacpp_llama8b.csv", "serving_ollama_llama8b.csv"}; !slices.Equal(serving, want) {
+	if want := []string{"energy-llamacpp-llama8b.csv", "energy-ollama-llama8b.csv", "serving-cmp_llamacpp_llama8b.csv", "serving-cmp_ollama_llama8b.csv",
+		"serving-levels_llamacpp_p1.csv", "serving-levels_llamacpp_p8.csv", "serving-levels_ollama_p1.csv", "serving-levels_ollama_p8.csv",
+		"serving_llamacpp_llama8b.csv", "serving_ollama_llama8b.csv"}; !slices.Equal(serving, want) {
 		t.Errorf("serving CSVs %v, want %v", serving, want)
 	}
 	if len(set.Machine) != 1 || filepath.Base(set.Machine[0]) != "machine.txt" {

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fuze-ai/fuze/internal/measure"
@@ -243,6 +243,13 @@ func (w *Writer) WriteGoodput(levels []Level) error {
 	return w.Append(nil, append(b, '\n'))
 }
 
+// IsHeader reports whether h is a serving CSV's header: this schema's or the earlier one's (the
+// first 52 columns), whatever the file is called.
+func IsHeader(h []string) bool {
+	n := len(h)
+	return (n == len(Header) || n == headerV1) && slices.Equal(h, Header[:n])
+}
+
 // ReadCSV reads a serving CSV's rows by column name (for tests and reports): every column of
 // Header is a key; those a file of an earlier schema lacks (52 columns) are "".
 func ReadCSV(path string) ([]map[string]string, error) {
@@ -255,11 +262,7 @@ func ReadCSV(path string) ([]map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := 0
-	if len(recs) > 0 {
-		n = len(recs[0])
-	}
-	if (n != len(Header) && n != headerV1) || strings.Join(recs[0], ",") != strings.Join(Header[:n], ",") {
+	if len(recs) == 0 || !IsHeader(recs[0]) {
 		return nil, fmt.Errorf("serving: %s: not a serving CSV", path)
 	}
 	var out []map[string]string
