@@ -121,8 +121,12 @@ func (e *Engine) Serve(ctx context.Context, opt Serving) ([]ServingOutcome, erro
 		return nil, nil
 	}
 	var outcomes []ServingOutcome
+	held := newHolds(e.Endpoints)
 	for _, t := range targets {
-		for _, ep := range e.Endpoints {
+		for i, ep := range e.Endpoints {
+			// A split endpoint shares A's and B's GPUs: what their servers keep loaded is
+			// released before it is served, and the other way round.
+			e.releaseShared(ctx, held, i)
 			cands, err := e.servingCandidates(ctx, ep, t, opt.Parallel)
 			if err != nil {
 				e.emit(NoCandidates{Stack: e.Driver.Name(), Endpoint: ep, Target: t, Err: err})

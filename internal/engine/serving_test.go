@@ -15,6 +15,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 
 	"github.com/fuze-ai/fuze/internal/serving"
@@ -355,6 +356,34 @@ func TestServingLevelEnergyPerToken(t *testing.T) {
 			if r.rows[i]["joules_per_token"] != strconv.FormatFloat(want, 'f', 4, 64) || r.rows[i]["energy_source"] != "power-integral" {
 				t.Errorf("c=%d row %v", conc, r.rows[i])
 			}
+		}
+	})
+}
+
+// A split endpoint shares A's and B's GPUs: serving releases what A and B keep loaded before
+// A+B is prepared, and A+B's before A is served again for the next model.
+func TestServingReleasesSharedGPUsBeforeASplitEndpoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &scripted.ServingDriver{TTFT: 50 * time.Millisecond, ITL: 10 * time.Millisecond}
+		w, err := serving.Create(t.TempDir(), "ollama", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		gpuA := &gpu.GPU{UUID: "GPU-aaaa", Label: "nvidia-h200", MemoryMiB: 143771}
+		gpuB := &gpu.GPU{UUID: "GPU-bbbb", Label: "nvidia-h200", MemoryMiB: 143771}
+		var log bytes.Buffer
+		e := &Engine{Driver: d, Report: ServingReporter(&log, false, TextReporter(&log)), Endpoints: []stack.Endpoint{
+			{Suffix: "A", Addr: "127.0.0.1:1", Unit: "proc", GPU: gpuA},
+			{Suffix: "B", Addr: "127.0.0.1:2", Unit: "proc", GPU: gpuB},
+			{Suffix: "A+B", Addr: "127.0.0.1:3", Unit: "proc", GPU: gpuA, Split: []*gpu.GPU{gpuA, gpuB}},
+		}}
+		if _, err := e.Serve(context.Background(), Serving{Concurrency: []int{1}, Requests: 2, Writer: w}); err != nil {
+			t.Fatal(err, log.String())
+		}
+		want := "prepare A, prepare B, release A, release B, prepare A+B"
+		if got := strings.Join(d.Events, ", "); got != want {
+			t.Errorf("events %q, want %q", got, want)
 		}
 	})
 }

@@ -53,6 +53,16 @@ type ServingDriver struct {
 	IdleClose int      // CloseIdleConnections calls
 	Closed    bool
 	Counted   int // CountTokens calls
+	// Events is what the run did to the servers, in order: "prepare <endpoint>" and
+	// "release <endpoint>" (stack.Releaser).
+	Events []string
+}
+
+// Release implements stack.Releaser: it records the endpoint.
+func (d *ServingDriver) Release(_ context.Context, ep stack.Endpoint) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Events = append(d.Events, "release "+ep.Suffix)
 }
 
 func (d *ServingDriver) Name() string {
@@ -105,10 +115,11 @@ func (d *ServingDriver) ServingCandidates(ctx context.Context, ep stack.Endpoint
 	return out, nil
 }
 
-func (d *ServingDriver) Prepare(_ context.Context, _ stack.Endpoint, _ stack.Target, c stack.Candidate) (stack.Prepared, error) {
+func (d *ServingDriver) Prepare(_ context.Context, ep stack.Endpoint, _ stack.Target, c stack.Candidate) (stack.Prepared, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.Prepared = append(d.Prepared, c.ServerSettings())
+	d.Events = append(d.Events, "prepare "+ep.Suffix)
 	return stack.Prepared{Settings: map[string]string{"prepared": "yes"}}, nil
 }
 
