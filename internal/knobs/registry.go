@@ -154,9 +154,9 @@ var registry = []Knob{
 	// Tuning beyond layer offload (internal/tune): each *_SET lists values to try, the server's
 	// default first (effects are reported against the first value); empty: not swept.
 	{Name: "OLLAMA_FLASH_ATTENTION_SET", Default: "", Kind: KindList, Stacks: on(StackOllama),
-		Doc: "fuze tuning, server level (a test daemon restart per value): OLLAMA_FLASH_ATTENTION values, e.g. \"0 1\"; a quantized KV cache without flash attention is skipped (Ollama would silently use f16)"},
+		Doc: "fuze tuning, server level (a test daemon restart per value): OLLAMA_FLASH_ATTENTION values, e.g. \"0 1\"; unset, Ollama 0.17 decides itself (on where model and GPU support it); a quantized KV cache without flash attention is skipped (Ollama would silently use f16); fuze serving crosses it with SERVING_PARALLEL_SET"},
 	{Name: "OLLAMA_KV_CACHE_TYPE_SET", Default: "", Kind: KindList, Stacks: on(StackOllama),
-		Doc: "fuze tuning, server level: OLLAMA_KV_CACHE_TYPE values (f16 q8_0 q4_0); a quantized type needs flash attention: with no OLLAMA_FLASH_ATTENTION_SET it gets OLLAMA_FLASH_ATTENTION=1"},
+		Doc: "fuze tuning, server level: OLLAMA_KV_CACHE_TYPE values (f16 q8_0 q4_0); a quantized type needs flash attention: with no OLLAMA_FLASH_ATTENTION_SET it gets OLLAMA_FLASH_ATTENTION=1; fuze serving crosses it with SERVING_PARALLEL_SET"},
 	{Name: "OLLAMA_NUM_PARALLEL_SET", Default: "", Kind: KindIntList, Stacks: on(StackOllama),
 		Doc: "fuze tuning, server level: OLLAMA_NUM_PARALLEL values for the single-stream sweep (each slot reserves num_ctx of KV cache); SERVING_PARALLEL_SET is the serving run's own list"},
 	{Name: "NUM_BATCH_SET", Default: "", Kind: KindIntList, Stacks: on(StackOllama),
@@ -299,7 +299,7 @@ var registry = []Knob{
 	{Name: "NGL_CANDIDATES", Default: "-1 64 48 32 24 16 0", Kind: KindIntList, Stacks: on(StackLlamaCpp),
 		Doc: "--n-gpu-layers values swept, in order (-1: all layers)"},
 	{Name: "LLAMACPP_FLASH_ATTN_SET", Default: "", Kind: KindList, Stacks: on(StackLlamaCpp),
-		Doc: "fuze tuning, server level: -fa values (on off auto; 1/0 read as on/off), the default first; a quantized V cache with -fa off is skipped (llama-server refuses it)"},
+		Doc: "fuze tuning, server level: -fa values (on off auto; 1/0 read as on/off), the default first; a quantized V cache with -fa off is skipped (llama-server refuses it); fuze serving crosses every LLAMACPP_*_SET with SERVING_PARALLEL_SET"},
 	{Name: "LLAMACPP_CACHE_TYPE_SET", Default: "", Kind: KindList, Stacks: on(StackLlamaCpp),
 		Doc: "fuze tuning, server level: KV-cache types passed as both -ctk and -ctv (f16 q8_0 q4_0); a quantized type with no LLAMACPP_FLASH_ATTN_SET gets -fa on"},
 	{Name: "LLAMACPP_BATCH_SET", Default: "", Kind: KindIntList, Stacks: on(StackLlamaCpp),
