@@ -19,7 +19,8 @@
 # rows), TWO_GPU_NG_PERCENT_SET ("100"), TWO_GPU_SPLIT_NG_PERCENT_SET ("100"),
 # TWO_GPU_FREE_MIB (13312), TEST_PORT_B (11536), SPLIT_PORT (11538); BENCH_REPEAT,
 # BENCH_NUM_PREDICT, BENCH_NUM_CTX and PROMPT as gpu-run.sh has them; the split run uses
-# TWO_GPU_SPLIT_NUM_PREDICT (32) and TWO_GPU_SPLIT_REPEAT (3) instead, because partial offload
+# TWO_GPU_SPLIT_NUM_PREDICT (32) and TWO_GPU_SPLIT_REPEAT (5: 3 against 3 can never reach
+# p ≤ 0.05) instead, because partial offload
 # decodes at CPU speed: with 10240 MiB free per H200 (about half of the 8B F16 on the CPU), A and B
 # at once and a compiler on the same cores, the two-H200 host decoded 0.4 tok/s. The split run
 # therefore measures its endpoints one after the other (PARALLEL_ENDPOINTS=0): two partial
@@ -33,7 +34,7 @@ TEST_PORT_B="${TEST_PORT_B:-11536}"
 SPLIT_PORT="${SPLIT_PORT:-11538}"
 TWO_GPU_FREE_MIB="${TWO_GPU_FREE_MIB:-13312}"
 TWO_GPU_SPLIT_NUM_PREDICT="${TWO_GPU_SPLIT_NUM_PREDICT:-32}"
-TWO_GPU_SPLIT_REPEAT="${TWO_GPU_SPLIT_REPEAT:-3}"
+TWO_GPU_SPLIT_REPEAT="${TWO_GPU_SPLIT_REPEAT:-5}"
 TWO_GPU_NG_PERCENT_SET="${TWO_GPU_NG_PERCENT_SET:-100}"
 TWO_GPU_SPLIT_NG_PERCENT_SET="${TWO_GPU_SPLIT_NG_PERCENT_SET:-100}"
 TWO_GPU_RUNS="${TWO_GPU_RUNS-seq par split}"
