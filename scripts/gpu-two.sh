@@ -22,7 +22,8 @@
 # TWO_GPU_SPLIT_NUM_PREDICT (32) and TWO_GPU_SPLIT_REPEAT (5: 3 against 3 can never reach
 # p ≤ 0.05) instead, because partial offload
 # decodes at CPU speed: with 10240 MiB free per H200 (about half of the 8B F16 on the CPU), A and B
-# at once and a compiler on the same cores, the two-H200 host decoded 0.4 tok/s. The split run
+# at once and a compiler on the same cores, the two-H200 host decoded 0.4 tok/s; with 13312 MiB
+# free (26 of 33 layers on the GPU) on an idle host, 17.7 tok/s. The split run
 # therefore measures its endpoints one after the other (PARALLEL_ENDPOINTS=0): two partial
 # offloads at once would share the host's cores and memory bandwidth, which is the CPU part's
 # whole speed. Run it on an otherwise idle host.
