@@ -162,6 +162,11 @@ func ServingOptions(cfg *knobs.Config) (engine.Serving, error) {
 		err = fmt.Errorf("SERVING_BURSTINESS=%q (from %s): want a gamma shape > 0 (1: Poisson)", cfg.Get("SERVING_BURSTINESS"), cfg.Source("SERVING_BURSTINESS"))
 	}
 	errs = append(errs, err)
+	procs, err := cfg.Int("SERVING_GOMAXPROCS")
+	if err == nil && procs < -1 {
+		err = fmt.Errorf("SERVING_GOMAXPROCS=%q (from %s): want -1 (Go's default), 0 (fuze chooses) or a count", cfg.Get("SERVING_GOMAXPROCS"), cfg.Source("SERVING_GOMAXPROCS"))
+	}
+	errs = append(errs, err)
 	opt := engine.Serving{
 		Concurrency:     positive("CONCURRENCY_SET"),
 		Requests:        num("REQUESTS_PER_LEVEL"),
@@ -176,6 +181,7 @@ func ServingOptions(cfg *knobs.Config) (engine.Serving, error) {
 		Burstiness:      burst,
 		Seed:            uint64(num("SERVING_SEED")),
 		MaxConcurrency:  num("SERVING_MAX_CONCURRENCY"),
+		Procs:           procs,
 	}
 	for _, err := range errs {
 		if err != nil {

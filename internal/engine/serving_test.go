@@ -387,3 +387,22 @@ func TestServingReleasesSharedGPUsBeforeASplitEndpoint(t *testing.T) {
 		}
 	})
 }
+
+// GOMAXPROCS during a level: Go's below 64 streams, eight a core (at most 64, never fewer than
+// the process has) from 64 on, the setting's when given, Go's always with -1.
+func TestLevelProcs(t *testing.T) {
+	for _, tc := range []struct{ conc, cpus, cur, procs, want int }{
+		{8, 2, 2, 0, 2},
+		{63, 2, 2, 0, 2},
+		{64, 2, 2, 0, 16},
+		{512, 2, 2, 0, 16},
+		{512, 16, 16, 0, 64},
+		{512, 2, 100, 0, 100},
+		{512, 2, 2, -1, 2},
+		{8, 2, 2, 6, 6},
+	} {
+		if got := levelProcs(tc.conc, tc.cpus, tc.cur, tc.procs); got != tc.want {
+			t.Errorf("levelProcs(conc %d, cpus %d, cur %d, setting %d) = %d, want %d", tc.conc, tc.cpus, tc.cur, tc.procs, got, tc.want)
+		}
+	}
+}

@@ -111,6 +111,8 @@ var registry = []Knob{
 		Doc: "fuze serving, open loop: seed of the arrival gaps (recorded in every row): the same seed offers the same schedule"},
 	{Name: "SERVING_MAX_CONCURRENCY", Default: "0", Kind: KindInt, Stacks: on(StackAll),
 		Doc: "fuze serving, open loop: at most this many requests in flight (vllm --max-concurrency); an arrival that finds them waits for one to end and is counted in the row's capped column; 0: no cap"},
+	{Name: "SERVING_GOMAXPROCS", Default: "0", Kind: KindInt, Stacks: on(StackAll),
+		Doc: "fuze serving: Go's GOMAXPROCS during a level; 0: eight per core (at most 64) at 64 streams and more, so that a stream's reader runs as its bytes arrive instead of waiting for a busy scheduler to poll the network (bench/: ITL p99 error 1.7× → 1.1–1.25× at 512 streams on 2 cores), Go's default below; -1: Go's default always"},
 	{Name: "BENCH_SERVING", Default: "0", Kind: KindBool01, Stacks: on(StackBench),
 		Doc: "fuze bench: 1 runs the stack's serving levels (as `fuze stack <stack> serving`, with this profile's serving knobs) after each stack's single-stream sweep, as a step of its own (a failure there keeps the sweep's rows); serving_<stack>_<TS>.csv lands in LOG_DIR, where the serving view reads it; 0: sweeps only"},
 
