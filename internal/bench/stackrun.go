@@ -98,6 +98,7 @@ func RunStack(ctx context.Context, out, log io.Writer, cfg *knobs.Config, root, 
 		sweepProgress.Close() // the bar leaves the terminal before the table
 	}
 	printOutcomes(out, outcomes)
+	printSplitComparison(out, outcomes)
 	if len(eng.Timing.Endpoints) > 1 {
 		fmt.Fprintf(out, "%s\n", eng.Timing)
 	}
