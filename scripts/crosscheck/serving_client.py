@@ -3,12 +3,12 @@
 # (aiohttp streaming; TTFT = first non-empty chunk, ITL = gaps between later chunks,
 # output throughput = output tokens / benchmark duration), percentiles numpy-linear (type 7).
 # usage: serving_client.py ollama|llamacpp PORT MODEL CONCURRENCY REQUESTS INPUT_TOKENS OUTPUT_TOKENS [WARMUP_PER_STREAM]
-# (prompt words calibrated from the server's prompt token count on three warm-up requests; then
+# (prompt words calibrated from the server's prompt token counts on three warm-up requests; then
 # WARMUP_PER_STREAM × CONCURRENCY unrecorded requests CONCURRENCY at a time, as fuze's
 # SERVING_WARMUP does, default 0). Each request opens its own connection, as `vllm bench serve`
 # does (a session per request): llama-server closes kept-alive connections, which a pooled
 # client sees as "Server disconnected".
-import asyncio, json, sys, time, random
+import asyncio, json, sys, time
 import aiohttp
 import numpy as np
 
@@ -20,8 +20,10 @@ words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu x
 
 
 def prompt(i):
-    rnd = random.Random(i * 7919 + int(time.time()))
-    return "[loadgen %d %f] " % (i, time.time()) + " ".join(rnd.choice(words) for _ in range(in_words))
+    # A unique head (no prefix cache helps), then the words in a fixed cycle: every prompt of
+    # in_words words has the same token count, so the calibration holds for all of them (random
+    # words made the counts vary by several tokens around the target).
+    return "[loadgen %d %f] " % (i, time.time()) + " ".join(words[k % len(words)] for k in range(in_words))
 
 
 async def one(session, i):
@@ -66,10 +68,20 @@ async def main():
     conn = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=3600)) as s:
         global in_words
-        for k in range(3):  # warm-up and calibration of words per prompt token
+        # Warm-up and calibration: the server's prompt token count at two word counts gives the
+        # line tokens = head + per_word × words (the head is the unique prefix); a third request
+        # at the words that line asks for checks it.
+        counts = []
+        for k, words_now in enumerate((in_words, 2 * in_words)):
+            in_words = words_now
             w = await one(s, -1 - k)
             if w and w["prompt_tokens"]:
-                in_words = max(1, round(in_words * in_target / w["prompt_tokens"]))
+                counts.append((words_now, w["prompt_tokens"]))
+        if len(counts) == 2 and counts[1][1] != counts[0][1]:
+            per_word = (counts[1][1] - counts[0][1]) / (counts[1][0] - counts[0][0])
+            head = counts[0][1] - per_word * counts[0][0]
+            in_words = max(1, round((in_target - head) / per_word))
+        await one(s, -3)
         async def closed_loop(first, n, out):
             queue = list(range(first, first + n))
 
