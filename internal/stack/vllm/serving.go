@@ -51,12 +51,17 @@ func (d *Driver) ServingCandidates(ctx context.Context, ep stack.Endpoint, t sta
 	if err != nil {
 		return nil, err
 	}
+	var out []stack.Candidate
 	if len(parallel) == 0 {
-		return []stack.Candidate{base.WithParallel(MaxNumSeqs, 0)}, nil
+		out = []stack.Candidate{base.WithParallel(MaxNumSeqs, 0)}
 	}
-	out := make([]stack.Candidate, 0, len(parallel))
 	for _, n := range parallel {
 		out = append(out, base.WithParallel(MaxNumSeqs, n))
+	}
+	// The tuning sets are server flags: each server configuration gets its levels and its
+	// goodput, which is the tuning's throughput-at-the-SLO objective.
+	if !d.cfg.Tune.empty() {
+		out = tuned(out, d.cfg.Tune)
 	}
 	return out, nil
 }

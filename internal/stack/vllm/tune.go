@@ -47,8 +47,7 @@ func tuningFromKnobs(cfg *knobs.Config) (Tuning, []error) {
 // Candidates implements stack.Driver: the product of the tuning sets over the baseline, in
 // the sets' order; none without tuning sets (no offload to sweep).
 func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Target) ([]stack.Candidate, error) {
-	tu := d.cfg.Tune
-	if len(tu.PrefixCaching)+len(tu.MaxBatchedTokens)+len(tu.KVCacheDType) == 0 {
+	if d.cfg.Tune.empty() {
 		return nil, nil
 	}
 	base, err := d.Baseline(ctx, ep, t)
@@ -56,23 +55,34 @@ func (d *Driver) Candidates(ctx context.Context, ep stack.Endpoint, t stack.Targ
 		return nil, err
 	}
 	base.Label = stack.LabelOptimized
+	return tuned([]stack.Candidate{base}, d.cfg.Tune), nil
+}
+
+func (t Tuning) empty() bool {
+	return len(t.PrefixCaching)+len(t.MaxBatchedTokens)+len(t.KVCacheDType) == 0
+}
+
+// tuned is the product of the tuning sets (all server flags) over bases, in the sets' order.
+func tuned(bases []stack.Candidate, tu Tuning) []stack.Candidate {
 	var out []stack.Candidate
 	for _, kv := range stack.TuneValues(tu.KVCacheDType) {
 		for _, pc := range stack.TuneValues(tu.PrefixCaching) {
 			for _, mb := range stack.TuneInts(tu.MaxBatchedTokens) {
-				c := base
-				c.Settings = append([]stack.Setting(nil), base.Settings...)
-				for _, s := range []stack.Setting{{Name: SetKVCacheDType, Value: kv}, {Name: SetPrefixCaching, Value: pc}, {Name: SetMaxBatchedTokens, Value: mb}} {
-					if s.Value != "" {
-						s.Level = stack.ServerLevel
-						c.Settings = append(c.Settings, s)
+				for _, base := range bases {
+					c := base
+					c.Settings = append([]stack.Setting(nil), base.Settings...)
+					for _, s := range []stack.Setting{{Name: SetKVCacheDType, Value: kv}, {Name: SetPrefixCaching, Value: pc}, {Name: SetMaxBatchedTokens, Value: mb}} {
+						if s.Value != "" {
+							s.Level = stack.ServerLevel
+							c.Settings = append(c.Settings, s)
+						}
 					}
+					out = append(out, c)
 				}
-				out = append(out, c)
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // tuningArgs are the `vllm serve` flags of c's tuning settings.
