@@ -29,6 +29,10 @@ type ServingRow struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	ModelTag string `json:"model_tag,omitempty"`
 	Parallel string `json:"parallel,omitempty"` // the best configuration's server concurrency setting
+	// Settings is the best configuration's server settings among those its group's
+	// configurations differ in, but the concurrency setting ("OLLAMA_FLASH_ATTENTION=1
+	// OLLAMA_KV_CACHE_TYPE=q8_0" when serving crossed tuning sets); "" when only that differs.
+	Settings string `json:"settings,omitempty"`
 	// Goodput is the goodput level: "8" (concurrency) or "rate=4/s" (open loop, with its cap).
 	Goodput     string   `json:"goodput,omitempty"`
 	Concurrency int      `json:"goodput_concurrency,omitempty"`
@@ -154,6 +158,7 @@ func BuildServingView(paths []string, f results.Filters, prefix, suffix string) 
 		}
 		if b := top.best; b != nil {
 			row.Endpoint, row.ModelTag, row.Parallel = b["endpoint"], b["model_tag"], b["parallel"]
+			row.Settings = differingSettings(cs, b["server_settings"])
 			row.Concurrency = int(rowNum(b, "concurrency"))
 			row.Goodput = b["concurrency"]
 			if b["offered_rate"] != "" {
@@ -185,6 +190,34 @@ func BuildServingView(paths []string, f results.Filters, prefix, suffix string) 
 	return view, warnings
 }
 
+// differingSettings is best's server settings ("k=v" words) whose keys take more than one
+// value among the configurations cs, but the concurrency setting (the parallel column, and the
+// stack's own name of it, which changes with it).
+func differingSettings(cs []*servingCand, best string) string {
+	values := map[string]map[string]bool{}
+	isParallel := map[string]bool{} // the key's value is the row's parallel value in every row
+	for _, c := range cs {
+		r := c.rows[0]
+		for _, kv := range strings.Fields(r["server_settings"]) {
+			k, v, _ := strings.Cut(kv, "=")
+			if values[k] == nil {
+				values[k] = map[string]bool{}
+				isParallel[k] = true
+			}
+			values[k][v] = true
+			isParallel[k] = isParallel[k] && v == r["parallel"]
+		}
+	}
+	var out []string
+	for _, kv := range strings.Fields(best) {
+		k, _, _ := strings.Cut(kv, "=")
+		if len(values[k]) > 1 && !isParallel[k] {
+			out = append(out, kv)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 func trimNum(s string) string {
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
@@ -212,7 +245,19 @@ func (v ServingView) WriteText(w io.Writer) error {
 			tpsCell(r.OutputTPS), fmt.Sprintf("%.2f", r.RequestRate), fmt.Sprintf("%.1f", r.TTFTP99ms), fmt.Sprintf("%.1f", r.ITLP99ms),
 			joulesCell(r.JoulesPerTk), r.SLO, strconv.Itoa(r.Configs), r.File})
 	}
-	return t.write(w)
+	if err := t.write(w); err != nil {
+		return err
+	}
+	// The settings a best configuration won with, when serving crossed tuning sets: below the
+	// table, one line per row, so the table keeps its width.
+	for _, r := range v.Rows {
+		if r.Settings != "" {
+			if _, err := fmt.Fprintf(w, "   best of %s on %s (%s, parallel %s): %s\n", r.Alias, r.GPULabel, r.Stack, r.Parallel, r.Settings); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ServingViewOfDir is BuildServingView over the serving CSVs in dir; ok is false when there

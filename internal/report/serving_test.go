@@ -118,3 +118,45 @@ func TestServingViewPicksTheBestConfigurationUnderTheSLO(t *testing.T) {
 		t.Error("a directory without serving CSVs gave a view")
 	}
 }
+
+// When serving crossed tuning sets, the best configuration is named by the settings its
+// configurations differ in (not the concurrency setting, which has its column, nor what they
+// share), below the table.
+func TestServingViewNamesTheWinningTunedSettings(t *testing.T) {
+	dir := t.TempDir()
+	w, err := serving.Create(dir, "ollama", time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slo := serving.SLO{TTFT: time.Second, ITL: 50 * time.Millisecond}
+	for _, c := range []struct {
+		fa, kv, par string
+		tps         float64
+	}{{"0", "f16", "8", 400}, {"1", "f16", "8", 440}, {"1", "q8_0", "8", 430}, {"1", "f16", "1", 160}} {
+		cfg := serving.Config{Stack: "ollama", Endpoint: "127.0.0.1:11535", GPULabel: "nvidia-h200", Model: "m:latest", ModelTag: "m:latest",
+			Label: "base-as-is", Parallel: c.par,
+			ServerSettings: "OLLAMA_FLASH_ATTENTION=" + c.fa + " OLLAMA_KV_CACHE_TYPE=" + c.kv + " OLLAMA_NUM_PARALLEL=" + c.par + " parallel=" + c.par}
+		l := serving.Level{Config: cfg, Concurrency: 8, SLO: slo, SLOMet: true, OutputTPS: c.tps, RequestRate: 3, TTFT: serving.Dist{P99: 200}, ITL: serving.Dist{P99: 20}}
+		if err := w.WriteLevel(&l, nil, time.Date(2026, 11, 30, 12, 1, 0, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	view, warnings, ok := ServingViewOfDir(dir, results.Filters{}, "", "")
+	if !ok || len(warnings) != 0 || len(view.Rows) != 1 {
+		t.Fatalf("ok %v warnings %v rows %+v", ok, warnings, view.Rows)
+	}
+	r := view.Rows[0]
+	if r.Parallel != "8" || r.OutputTPS != 440 || r.Configs != 4 || r.Settings != "OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=f16" {
+		t.Errorf("row %+v", r)
+	}
+	var text bytes.Buffer
+	if err := view.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "best of m-latest on nvidia-h200 (ollama, parallel 8): OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=f16\n") {
+		t.Errorf("text:\n%s", text.String())
+	}
+}
