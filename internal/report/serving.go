@@ -191,28 +191,32 @@ func BuildServingView(paths []string, f results.Filters, prefix, suffix string) 
 }
 
 // differingSettings is best's server settings ("k=v" words) whose keys take more than one
-// value among the configurations cs, but the concurrency setting (the parallel column, and the
-// stack's own name of it, which changes with it).
+// value among the configurations cs at one concurrency setting: what the configurations were
+// crossed over (serving with tuning sets). Settings that follow the concurrency setting (its
+// own names, llama.cpp's --ctx-size of N slots) are the parallel column's already.
 func differingSettings(cs []*servingCand, best string) string {
-	values := map[string]map[string]bool{}
-	isParallel := map[string]bool{} // the key's value is the row's parallel value in every row
+	byParallel := map[string]map[string]map[string]bool{} // key → parallel → values
 	for _, c := range cs {
 		r := c.rows[0]
 		for _, kv := range strings.Fields(r["server_settings"]) {
 			k, v, _ := strings.Cut(kv, "=")
-			if values[k] == nil {
-				values[k] = map[string]bool{}
-				isParallel[k] = true
+			if byParallel[k] == nil {
+				byParallel[k] = map[string]map[string]bool{}
 			}
-			values[k][v] = true
-			isParallel[k] = isParallel[k] && v == r["parallel"]
+			if byParallel[k][r["parallel"]] == nil {
+				byParallel[k][r["parallel"]] = map[string]bool{}
+			}
+			byParallel[k][r["parallel"]][v] = true
 		}
 	}
 	var out []string
 	for _, kv := range strings.Fields(best) {
 		k, _, _ := strings.Cut(kv, "=")
-		if len(values[k]) > 1 && !isParallel[k] {
-			out = append(out, kv)
+		for _, values := range byParallel[k] {
+			if len(values) > 1 {
+				out = append(out, kv)
+				break
+			}
 		}
 	}
 	return strings.Join(out, " ")
