@@ -550,18 +550,30 @@ func (d *Driver) Prepare(ctx context.Context, ep stack.Endpoint, t stack.Target,
 // H200 under a reserve that left 13312 MiB, num_gpu 33 put all 14.8 GiB on the GPU), which a
 // GPU that really had only that memory could not hold.
 func (d *Driver) checkReserve(ctx context.Context, ep stack.Endpoint, c stack.Candidate) error {
-	pctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
-	defer cancel()
-	running, err := d.client(ep.Addr).PS(pctx)
+	m, err := d.loaded(ctx, d.client(ep.Addr), c.ModelTag)
 	if err != nil {
 		return d.classify(ep, fmt.Errorf("/api/ps after loading: %w", err))
 	}
-	for _, m := range running {
-		if m.Name == c.ModelTag || m.Model == c.ModelTag || m.Name == c.ModelTag+":latest" {
-			return ReserveExceeded(m.SizeVRAM, ep.GPUs(), d.reserveMiB)
+	if m == nil {
+		return nil
+	}
+	return ReserveExceeded(m.SizeVRAM, ep.GPUs(), d.reserveMiB)
+}
+
+// loaded is what GET /api/ps says of model on client's daemon; nil when it is not loaded.
+func (d *Driver) loaded(ctx context.Context, client *ollamaapi.Client, model string) (*ollamaapi.RunningModel, error) {
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
+	defer cancel()
+	running, err := client.PS(pctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range running {
+		if m.Name == model || m.Model == model || m.Name == model+":latest" {
+			return &running[i], nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // ReserveExceeded is a load failure when vramBytes is more than the GPUs' memory less
@@ -652,20 +664,14 @@ type exchange struct {
 // recordPlacement keeps what Ollama reports about where the model sits (GET /api/ps): the
 // evidence that num_gpu really changed offload.
 func (d *Driver) recordPlacement(ctx context.Context, client *ollamaapi.Client, model string, s *measure.Sample) {
-	pctx, cancel := context.WithTimeout(ctx, d.cfg.TimeoutTags)
-	defer cancel()
-	running, err := client.PS(pctx)
-	if err != nil {
+	m, err := d.loaded(ctx, client, model)
+	if err != nil || m == nil {
 		return
 	}
-	for _, m := range running {
-		if m.Name == model || m.Model == model || m.Name == model+":latest" {
-			s.Settings["model_bytes"] = strconv.FormatInt(m.Size, 10)
-			s.Settings["vram_bytes"] = strconv.FormatInt(m.SizeVRAM, 10)
-			if m.ContextLength > 0 {
-				s.Settings["context_length"] = itoa(m.ContextLength)
-			}
-		}
+	s.Settings["model_bytes"] = strconv.FormatInt(m.Size, 10)
+	s.Settings["vram_bytes"] = strconv.FormatInt(m.SizeVRAM, 10)
+	if m.ContextLength > 0 {
+		s.Settings["context_length"] = itoa(m.ContextLength)
 	}
 }
 
