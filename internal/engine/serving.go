@@ -308,8 +308,8 @@ func (e *Engine) serveLevel(ctx context.Context, ep stack.Endpoint, t stack.Targ
 			ic.CloseIdleConnections()
 		}
 	}()
-	if cur := runtime.GOMAXPROCS(0); levelProcs(conc, runtime.NumCPU(), cur, opt.Procs) != cur {
-		runtime.GOMAXPROCS(levelProcs(conc, runtime.NumCPU(), cur, opt.Procs))
+	if cur, want := runtime.GOMAXPROCS(0), levelProcs(conc, runtime.NumCPU(), runtime.GOMAXPROCS(0), opt.Procs); want != cur {
+		runtime.GOMAXPROCS(want)
 		defer runtime.GOMAXPROCS(cur)
 	}
 	var reqs []serving.Request
@@ -409,7 +409,10 @@ func (e *Engine) closedLoop(ctx context.Context, ep stack.Endpoint, t stack.Targ
 // duration has passed (an arrival due after it, or still waiting for the cap then, is not
 // sent) or ctx is done. An arrival that finds o.MaxConcurrency requests in
 // flight is counted in o.Capped and waits for one to end; the arrivals after it keep their
-// times and are sent at once when they are due by then. The gaps are waited on a timer of the
+// times and are sent at once when they are due by then, and one that fell due while an
+// earlier arrival waited for the cap is counted in o.Capped too: it was not sent at its time
+// either (whether a slot is free the moment it is looked at, when two requests end at once,
+// must not decide that). The gaps are waited on a timer of the
 // time package, virtual inside a testing/synctest bubble. The results are in arrival order;
 // o.MaxInFlight is set.
 func (e *Engine) openLoopRun(ctx context.Context, ep stack.Endpoint, t stack.Target, c stack.Candidate, prep stack.Prepared,
@@ -432,6 +435,7 @@ func (e *Engine) openLoopRun(ctx context.Context, ep stack.Endpoint, t stack.Tar
 	var inFlight int
 	var wg sync.WaitGroup
 	due := start
+	var capWaitEnded time.Time // when the last arrival that waited for the cap got its slot
 arrive:
 	for i := 0; n <= 0 || i < n; i++ {
 		if i > 0 {
@@ -454,6 +458,9 @@ arrive:
 		if sem != nil {
 			select {
 			case sem <- struct{}{}:
+				if due.Before(capWaitEnded) {
+					o.Capped++ // due while an earlier arrival waited for the cap
+				}
 			default:
 				o.Capped++
 				select {
@@ -461,7 +468,8 @@ arrive:
 				case <-ctx.Done():
 					break arrive
 				}
-				if !deadline.IsZero() && !e.now().Before(deadline) {
+				capWaitEnded = e.now()
+				if !deadline.IsZero() && !capWaitEnded.Before(deadline) {
 					<-sem // the level's time ran out while it waited: not sent
 					o.Capped--
 					break arrive
