@@ -2,12 +2,14 @@
 # code; not used by fuze or its tests): the method of `vllm bench serve`
 # (aiohttp streaming; TTFT = first non-empty chunk, ITL = gaps between later chunks,
 # output throughput = output tokens / benchmark duration), percentiles numpy-linear (type 7).
-# usage: serving_client.py ollama|llamacpp PORT MODEL CONCURRENCY REQUESTS INPUT_TOKENS OUTPUT_TOKENS [WARMUP_PER_STREAM]
+# usage: serving_client.py ollama|llamacpp PORT MODEL CONCURRENCY REQUESTS INPUT_TOKENS OUTPUT_TOKENS [WARMUP_PER_STREAM [RECORDS.jsonl]]
 # (prompt words calibrated from the server's prompt token counts on three warm-up requests; then
 # WARMUP_PER_STREAM × CONCURRENCY unrecorded requests CONCURRENCY at a time, as fuze's
 # SERVING_WARMUP does, default 0). Each request opens its own connection, as `vllm bench serve`
 # does (a session per request): llama-server closes kept-alive connections, which a pooled
-# client sees as "Server disconnected".
+# client sees as "Server disconnected". RECORDS.jsonl, when given, gets one line per measured
+# request (wall-clock start, TTFT, every ITL, e2e in ms) so that a run sharing the server with
+# another client can be compared over the time both were measuring.
 import asyncio, json, sys, time
 import aiohttp
 import numpy as np
@@ -15,6 +17,7 @@ import numpy as np
 kind, port, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 conc, nreq, in_target, out_tok = map(int, sys.argv[4:8])
 warmup_per_stream = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+records_path = sys.argv[9] if len(sys.argv) > 9 else None
 in_words = 64
 words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon".split()
 
@@ -35,6 +38,7 @@ async def one(session, i):
         url = "http://127.0.0.1:%d/completion" % port
         body = {"prompt": prompt(i), "n_predict": out_tok, "stream": True, "cache_prompt": False,
                 "ignore_eos": True, "temperature": 0}
+    wall = time.time()
     st = time.perf_counter()
     ttft, last, itl, tokens, ptoks = None, st, [], 0, None
     async with session.post(url, json=body) as r:
@@ -61,7 +65,7 @@ async def one(session, i):
             if obj.get("done") or obj.get("stop"):
                 ptoks = obj.get("prompt_eval_count") if kind == "ollama" else obj.get("timings", {}).get("prompt_n")
                 break
-    return dict(start=st, end=last, ttft=ttft, itl=itl, tokens=tokens, e2e=last - st, prompt_tokens=ptoks)
+    return dict(wall_start=wall, start=st, end=last, ttft=ttft, itl=itl, tokens=tokens, e2e=last - st, prompt_tokens=ptoks)
 
 
 async def main():
@@ -87,7 +91,11 @@ async def main():
 
             async def worker():
                 while queue:
-                    r = await one(s, queue.pop(0))
+                    try:
+                        r = await one(s, queue.pop(0))
+                    except aiohttp.ClientError as e:  # a failed request, as fuze counts one
+                        print("request failed: %r" % e, file=sys.stderr)
+                        r = None
                     if r:
                         out.append(r)
 
@@ -99,6 +107,11 @@ async def main():
         await closed_loop(0, nreq, out)
         dur = max(r["end"] for r in out) - t0
     toks = sum(r["tokens"] for r in out)
+    if records_path:
+        with open(records_path, "w") as f:
+            for r in out:
+                f.write(json.dumps(dict(start_unix_s=r["wall_start"], ttft_ms=r["ttft"] * 1000, itl_ms=[g * 1000 for g in r["itl"]],
+                                        e2e_ms=r["e2e"] * 1000, output_tokens=r["tokens"], prompt_tokens=r["prompt_tokens"])) + "\n")
     q = lambda xs, p: float(np.percentile(np.array(xs) * 1000, p))
     ttft = [r["ttft"] for r in out]
     itl = [g for r in out for g in r["itl"]]
