@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/arrival"
 	"github.com/fuze-ai/fuze/internal/engine"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
@@ -32,7 +33,11 @@ import (
 //
 // Paced (TTFT or ITL set), it works as a batching server does: two stepping goroutines each
 // write the next event of every stream of theirs that is due (its first token TTFT after its
-// request arrived, then one every ITL, on an absolute schedule), one write per event. Unpaced,
+// request arrived, then the next one ITL after the step that wrote the last), one write per
+// event. A step that runs late (the fake shares two cores with the client) delays the
+// following tokens, as a late decode step of a real server does; it does not catch up by
+// writing the missed tokens back to back, which no batching server does (one token a stream a
+// step) and which the kernel would deliver as one segment that no client can split. Unpaced,
 // each stream is written as fast as the connection takes it (a write buffer sends several
 // events at once).
 type fakeOpenAI struct {
@@ -165,7 +170,7 @@ func (f *fakeOpenAI) step(in chan *fakeStream) {
 		for _, s := range streams {
 			if !s.due.After(now) {
 				f.writeToken(s, true)
-				s.due = s.due.Add(f.itl)
+				s.due = now.Add(f.itl)
 			}
 			if s.sent == s.n || s.err != nil {
 				close(s.done)
@@ -223,8 +228,8 @@ func (f *fakeOpenAI) offered() float64 {
 }
 
 // openAIDriver is fuze's OpenAI-style client (vllm.Complete: the vLLM driver's Send without
-// its server management) over a keep-alive transport like the driver's, pointed at a server
-// that is already running.
+// its server management) over a keep-alive transport like the driver's (its connections
+// record the kernel's receive stamps), pointed at a server that is already running.
 type openAIDriver struct {
 	addr      string
 	maxTokens int
@@ -233,7 +238,7 @@ type openAIDriver struct {
 }
 
 func newOpenAIDriver(addr string, maxTokens int) *openAIDriver {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := arrival.Transport()
 	tr.MaxIdleConnsPerHost = 1024
 	return &openAIDriver{addr: addr, maxTokens: maxTokens, tr: tr, hc: &http.Client{Transport: tr}}
 }

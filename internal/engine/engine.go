@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/arrival"
 	"github.com/fuze-ai/fuze/internal/gpu"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/results"
@@ -310,8 +311,10 @@ func (e *Engine) attempt(ctx context.Context, ep stack.Endpoint, t stack.Target,
 		stop := e.StartTelemetry(ep)
 		start := e.now()
 		s.Start = start
-		counters, err := e.Driver.Send(ctx, ep, t, c, req, &arrivals{s: s, start: start, now: e.now})
+		sctx, rec := e.newArrivals(ctx, s, start)
+		counters, err := e.Driver.Send(sctx, ep, t, c, req, rec)
 		s.End = e.now().Sub(start)
+		rec.done()
 		s.Telemetry = stop()
 		s.SetServer(counters)
 		s.Notes = append(s.Notes, counters.Notes...)
@@ -356,20 +359,82 @@ func outputTokens(s *measure.Sample) int {
 	return len(s.ChunkTimes)
 }
 
-// arrivals stamps a request's stream with the engine's clock.
+// arrivals stamps a request's stream: each chunk at the kernel's receive time of its bytes when
+// the request's connection records one (arrival.Source: the time the bytes reached this
+// machine, not when a busy client got round to reading them), else at the engine's clock.
+//
+// Chunks that came in one read share its stamp (the last segment's: the kernel keeps no
+// earlier one), and a chunk of several tokens shares the gap before it among them
+// (serving.ITLs), which is the best estimate of gaps the read did not see. A stream whose
+// every token came in one read has no decode span at all on the kernel's stamps; it is then
+// timed at the clock as the client read it (clock), as it would be without the stamps.
 type arrivals struct {
-	s     *measure.Sample
-	start time.Time
-	now   func() time.Time
+	s       *measure.Sample
+	start   time.Time
+	now     func() time.Time
+	kernel  kernelStamps // nil: the engine's clock only
+	last    time.Duration
+	stamped int // chunks stamped by the kernel
+
+	clock    measure.Sample                  // the same stream at the engine's clock
+	clockFor map[time.Duration]time.Duration // a kernel-stamped chunk's time → its clock time
+}
+
+// kernelStamps is the kernel's receive time of the latest bytes read (arrival.Source).
+type kernelStamps interface{ Latest() (time.Time, bool) }
+
+// newArrivals starts the stamps of a request sent with the returned context. The kernel's
+// stamps are wall-clock times, so they are taken only when the engine runs on the real clock.
+func (e *Engine) newArrivals(ctx context.Context, s *measure.Sample, start time.Time) (context.Context, *arrivals) {
+	a := &arrivals{s: s, start: start, now: e.now}
+	if e.realClock() {
+		var src *arrival.Source
+		ctx, src = arrival.Watch(ctx)
+		a.kernel = src
+	}
+	return ctx, a
 }
 
 func (a *arrivals) Chunk(tokens int) time.Duration {
-	at := a.now().Sub(a.start)
+	now := a.now().Sub(a.start)
+	at := now
+	if a.kernel != nil {
+		// Used only between the previous chunk and now: a stamp from before (an earlier
+		// response's on a kept-alive connection) or a wall clock stepped meanwhile leaves the
+		// engine's clock in charge.
+		if k, ok := a.kernel.Latest(); ok {
+			if d := k.Sub(a.start.Round(0)); d >= a.last && d <= now {
+				at = d
+				a.stamped++
+			}
+		}
+		a.clock.Arrived(now, tokens)
+		if a.clockFor == nil {
+			a.clockFor = map[time.Duration]time.Duration{}
+		}
+		a.clockFor[at] = now
+	}
+	a.last = at
 	a.s.Arrived(at, tokens)
 	return at
 }
 
-func (a *arrivals) Tokens(at time.Duration, tokens int) { a.s.Arrived(at, tokens) }
+func (a *arrivals) Tokens(at time.Duration, tokens int) {
+	a.s.Arrived(at, tokens)
+	if a.kernel != nil {
+		a.clock.Arrived(a.clockFor[at], tokens)
+	}
+}
+
+// done records how the stream was stamped, and falls back to the clock for a stream whose
+// tokens all came in one read.
+func (a *arrivals) done() {
+	a.s.KernelStamped = a.stamped
+	if t := a.s.ChunkTimes; a.stamped > 0 && len(t) > 1 && t[len(t)-1] == t[0] {
+		a.s.FirstByte, a.s.FirstToken, a.s.ChunkTimes = a.clock.FirstByte, a.clock.FirstToken, a.clock.ChunkTimes
+		a.s.KernelStamped = 0
+	}
+}
 
 // measureAndWrite measures c and writes its row and sample. Only a failure to write is an
 // error: a failed measurement is a 0.00 row.
@@ -444,6 +509,12 @@ func (e *Engine) now() time.Time {
 		return c.Now()
 	}
 	return time.Now()
+}
+
+// realClock says requests are timed with time.Now (no clock injected).
+func (e *Engine) realClock() bool {
+	_, simulated := e.Driver.(clocked)
+	return e.Now == nil && !simulated
 }
 
 // clocked is a driver that simulates time (the scripted test driver): the engine then times

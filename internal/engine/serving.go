@@ -518,8 +518,10 @@ func (e *Engine) serveRequest(ctx context.Context, ep stack.Endpoint, t stack.Ta
 	}
 	start := e.now()
 	s.Start = start
-	counters, err := e.Driver.Send(rctx, ep, t, c, req, &arrivals{s: s, start: start, now: e.now})
+	sctx, rec := e.newArrivals(rctx, s, start)
+	counters, err := e.Driver.Send(sctx, ep, t, c, req, rec)
 	s.End = e.now().Sub(start)
+	rec.done()
 	timedOut := errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	cancel()
 	s.SetServer(counters)

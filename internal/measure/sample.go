@@ -50,6 +50,10 @@ type Sample struct {
 	FirstToken time.Duration   `json:"first_token_ns"`           // since Start
 	End        time.Duration   `json:"end_ns"`                   // since Start
 	ChunkTimes []time.Duration `json:"chunk_times_ns,omitempty"` // one entry per output token: a chunk carrying k tokens adds k
+	// KernelStamped is how many of the stream's chunks are timed at the kernel's receipt of
+	// their bytes (SO_TIMESTAMPNS, Linux, TCP); the others at the client's clock when it read
+	// them (internal/arrival).
+	KernelStamped int `json:"kernel_stamped_chunks,omitempty"`
 
 	// Repeats: decode tokens/sec of every measured request of this configuration when it was
 	// measured several times (BENCH_REPEAT); this sample is the median one.

@@ -220,11 +220,14 @@ func OutputTokens(s *measure.Sample) int {
 // ITLs appends s's inter-token latencies in milliseconds to dst: each gap between consecutive
 // distinct arrival times, shared by the tokens of the later chunk (a chunk carrying k tokens
 // gives k values of gap/k), so that their sum is the span from the first token to the last.
+// Tokens that came with the first (in one read: they share its kernel stamp) had no gap
+// between them: 0 each, so that a request of n tokens always gives n−1 values.
 func ITLs(dst []float64, s *measure.Sample) []float64 {
 	t := s.ChunkTimes
 	i := 1
 	for i < len(t) && t[i] == t[0] {
-		i++ // the first chunk's tokens: no gap precedes them in the stream
+		dst = append(dst, 0) // came with the first token
+		i++
 	}
 	for i < len(t) {
 		j := i + 1

@@ -22,12 +22,12 @@ func sample(start time.Time, chunks []time.Duration, perChunk []int, end time.Du
 	return s
 }
 
-// A chunk of k tokens gives each of its tokens 1/k of the gap before it; the first chunk's
-// tokens have no gap; the sum is the first-to-last span.
+// A chunk of k tokens gives each of its tokens 1/k of the gap before it; the tokens that came
+// with the first have a gap of 0; n tokens give n−1 values, whose sum is the first-to-last span.
 func TestITLsShareAGapAmongAChunksTokens(t *testing.T) {
 	s := sample(time.Time{}, []time.Duration{100 * ms1, 110 * ms1, 140 * ms1, 150 * ms1}, []int{2, 1, 3, 1}, 150*ms1)
 	got := ITLs(nil, s)
-	want := []float64{10, 10, 10, 10, 10}
+	want := []float64{0, 10, 10, 10, 10, 10}
 	if !slices.Equal(got, want) {
 		t.Fatalf("ITLs = %v, want %v", got, want)
 	}

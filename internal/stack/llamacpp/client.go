@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/fuze-ai/fuze/internal/arrival"
 )
 
 // The llama-server protocol this driver relies on (README and server.cpp of its examples/server,
@@ -104,13 +106,8 @@ func malformedf(format string, args ...any) error {
 var (
 	httpTransport = &http.Transport{
 		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-			return c, err
-		},
+		// Chunks are timed at the kernel's receipt of their bytes (internal/arrival).
+		DialContext: (&arrival.Dialer{Control: func(tc *net.TCPConn) { _ = tc.SetLinger(0) }}).DialContext,
 	}
 	httpClient = &http.Client{Transport: httpTransport}
 )

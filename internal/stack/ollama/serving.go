@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/arrival"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/ollamaapi"
 	"github.com/fuze-ai/fuze/internal/server"
@@ -23,7 +24,7 @@ const NumParallel = "OLLAMA_NUM_PARALLEL"
 // newTransport is the driver's HTTP transport to its daemons: keep-alive connections, enough
 // of them kept idle for a serving level's streams.
 func newTransport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := arrival.Transport() // chunks timed at the kernel's receipt (internal/arrival)
 	tr.MaxIdleConnsPerHost = 1024
 	tr.IdleConnTimeout = 30 * time.Second
 	return tr

@@ -3,8 +3,10 @@ package ollama_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -74,6 +76,24 @@ func TestServingOnRealOllama(t *testing.T) {
 		}
 		if o.Goodput == nil && !slices.ContainsFunc(o.Levels, func(l serving.Level) bool { return l.PhysicsFlag != "" }) {
 			t.Errorf("no goodput and no level flagged: %+v", o.Levels)
+		}
+	}
+	// On Linux the chunks are timed at the kernel's receipt: at least one request of the run
+	// says so (a request whose every token came in one read is timed at the clock instead).
+	if runtime.GOOS == "linux" {
+		b, err := os.ReadFile(w.JSONLPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamped := 0
+		for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+			var r serving.RequestRecord
+			if err := json.Unmarshal(line, &r); err == nil && r.Type == "request" && r.Sample.KernelStamped > 0 {
+				stamped++
+			}
+		}
+		if stamped == 0 {
+			t.Error("no request's chunks were timed at the kernel's receipt")
 		}
 	}
 	// The daemon was restarted with each setting: Ollama logs its configuration at start.

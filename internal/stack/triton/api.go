@@ -25,7 +25,7 @@ type client struct {
 }
 
 func (d *Driver) newClient(addr string) *client {
-	return &client{addr: addr, hc: &http.Client{Transport: d.cfg.Transport}}
+	return &client{addr: addr, hc: &http.Client{Transport: d.transport()}}
 }
 
 func (c *client) url(path string) string { return "http://" + c.addr + path }

@@ -1,6 +1,10 @@
 package triton
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/fuze-ai/fuze/internal/arrival"
+)
 
 // Serving (`fuze stack Triton serving`): Triton's concurrency is its model configuration's
 // (dynamic batching, max_batch_size, instance groups; for TensorRT-LLM and vLLM backends their
@@ -10,14 +14,21 @@ import "net/http"
 // token (the level's input_tokens_* columns stay 0, as generate_stream reports no prompt
 // count).
 
-// CloseIdleConnections implements stack.IdleCloser: the driver's transport, or Go's default
-// one that it uses when none is set.
-func (d *Driver) CloseIdleConnections() {
-	tr := d.cfg.Transport
-	if tr == nil {
-		tr = http.DefaultTransport
+// defaultTransport carries the driver's requests when the configuration sets none: Go's
+// default one, with chunks timed at the kernel's receipt (internal/arrival).
+var defaultTransport = arrival.Transport()
+
+// transport is the configuration's transport, or defaultTransport.
+func (d *Driver) transport() http.RoundTripper {
+	if d.cfg.Transport != nil {
+		return d.cfg.Transport
 	}
-	if c, ok := tr.(interface{ CloseIdleConnections() }); ok {
+	return defaultTransport
+}
+
+// CloseIdleConnections implements stack.IdleCloser: the driver's transport.
+func (d *Driver) CloseIdleConnections() {
+	if c, ok := d.transport().(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
 }

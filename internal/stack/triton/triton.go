@@ -83,8 +83,9 @@ type Config struct {
 	LogDir               string
 	RunTS                string
 	Environ              []string // environment for started servers
-	// Transport carries the driver's HTTP requests; nil: http.DefaultTransport. (Tests pass
-	// an in-memory one to run a fake inside a synctest bubble.)
+	// Transport carries the driver's HTTP requests; nil: a clone of http.DefaultTransport
+	// that times chunks at the kernel's receipt (internal/arrival). (Tests pass an in-memory
+	// one to run a fake inside a synctest bubble.)
 	Transport http.RoundTripper
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fuze-ai/fuze/internal/arrival"
 	"github.com/fuze-ai/fuze/internal/measure"
 	"github.com/fuze-ai/fuze/internal/stack"
 )
@@ -23,7 +24,7 @@ const MaxNumSeqs = "max_num_seqs"
 // serving level's streams (http.DefaultTransport keeps 2 per host and would close the rest
 // after every request).
 func newTransport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := arrival.Transport() // chunks timed at the kernel's receipt (internal/arrival)
 	tr.MaxIdleConnsPerHost = 1024
 	tr.IdleConnTimeout = 30 * time.Second
 	return tr
