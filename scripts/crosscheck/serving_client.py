@@ -10,7 +10,12 @@
 # client sees as "Server disconnected". RECORDS.jsonl, when given, gets one line per measured
 # request (wall-clock start, TTFT, every ITL, e2e in ms) so that a run sharing the server with
 # another client can be compared over the time both were measuring.
-import asyncio, json, sys, time
+# REQUEST_RATE=R in the environment makes the measured phase an open loop, as `vllm bench serve
+# --request-rate R --max-concurrency CONCURRENCY`: arrivals with exponential gaps of mean 1/R
+# (seeded by SEED, default 0), each waiting for a free stream when CONCURRENCY are in flight.
+# Random arrivals do not lock into a phase with another client's, as two closed loops of
+# equal-length requests do.
+import asyncio, json, os, random, sys, time
 import aiohttp
 import numpy as np
 
@@ -101,10 +106,34 @@ async def main():
 
             await asyncio.gather(*(worker() for _ in range(conc)))
 
+        async def open_loop(n, rate, out):
+            gaps = random.Random(int(os.environ.get("SEED", "0")))
+            free = asyncio.Semaphore(conc)
+
+            async def send(i):
+                async with free:
+                    try:
+                        r = await one(s, i)
+                    except aiohttp.ClientError as e:
+                        print("request failed: %r" % e, file=sys.stderr)
+                        r = None
+                if r:
+                    out.append(r)
+
+            tasks = []
+            for i in range(n):
+                tasks.append(asyncio.create_task(send(i)))
+                await asyncio.sleep(gaps.expovariate(rate))
+            await asyncio.gather(*tasks)
+
         await closed_loop(nreq, warmup_per_stream * conc, [])
         out = []
         t0 = time.perf_counter()
-        await closed_loop(0, nreq, out)
+        rate = float(os.environ.get("REQUEST_RATE", "0"))
+        if rate > 0:
+            await open_loop(nreq, rate, out)
+        else:
+            await closed_loop(0, nreq, out)
         dur = max(r["end"] for r in out) - t0
     toks = sum(r["tokens"] for r in out)
     if records_path:
