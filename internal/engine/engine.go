@@ -376,9 +376,13 @@ type arrivals struct {
 	last    time.Duration
 	stamped int // chunks stamped by the kernel
 
-	clock    measure.Sample                  // the same stream at the engine's clock
-	clockFor map[time.Duration]time.Duration // a kernel-stamped chunk's time → its clock time
+	clock  measure.Sample // the same stream at the engine's clock
+	chunks []stampedChunk // each chunk's time and its clock time, in arrival order
+	cursor int            // Tokens' position in chunks (its calls go in arrival order)
 }
+
+// stampedChunk is a chunk's time as Chunk returned it and the engine's clock when it was read.
+type stampedChunk struct{ at, clock time.Duration }
 
 // kernelStamps is the kernel's receive time of the latest bytes read (arrival.Source).
 type kernelStamps interface{ Latest() (time.Time, bool) }
@@ -391,6 +395,7 @@ func (e *Engine) newArrivals(ctx context.Context, s *measure.Sample, start time.
 		var src *arrival.Source
 		ctx, src = arrival.Watch(ctx)
 		a.kernel = src
+		a.clock.ChunkTimes = make([]time.Duration, 0, cap(s.ChunkTimes))
 	}
 	return ctx, a
 }
@@ -409,10 +414,7 @@ func (a *arrivals) Chunk(tokens int) time.Duration {
 			}
 		}
 		a.clock.Arrived(now, tokens)
-		if a.clockFor == nil {
-			a.clockFor = map[time.Duration]time.Duration{}
-		}
-		a.clockFor[at] = now
+		a.chunks = append(a.chunks, stampedChunk{at, now})
 	}
 	a.last = at
 	a.s.Arrived(at, tokens)
@@ -421,9 +423,20 @@ func (a *arrivals) Chunk(tokens int) time.Duration {
 
 func (a *arrivals) Tokens(at time.Duration, tokens int) {
 	a.s.Arrived(at, tokens)
-	if a.kernel != nil {
-		a.clock.Arrived(a.clockFor[at], tokens)
+	if a.kernel == nil {
+		return
 	}
+	for i := a.cursor; i < len(a.chunks); i++ {
+		if a.chunks[i].at == at {
+			a.cursor = i
+			for i+1 < len(a.chunks) && a.chunks[i+1].at == at {
+				i++ // chunks of one read share its stamp: the latest read of them
+			}
+			a.clock.Arrived(a.chunks[i].clock, tokens)
+			return
+		}
+	}
+	a.clock.Arrived(at, tokens) // not a time Chunk returned: kept as given
 }
 
 // done records how the stream was stamped, and falls back to the clock for a stream whose
