@@ -494,6 +494,11 @@ func TestTally(t *testing.T) {
 		{"no text field", FlavourTRTLLM, []event{{at: ms, fields: []string{"model_name"}}}, 0, 0, "", "fields of the first: model_name"},
 		{"all empty", FlavourGeneric, []event{ev(ms, "", 0, false), ev(2*ms, "", 0, false)}, 0, 0, "", "empty"},
 		{"one token", FlavourGeneric, []event{ev(ms, "a", 0, false)}, 0, 0, "", "no decode interval"},
+		// Two tokens in one response: not streamed token by token.
+		{"one response", FlavourVLLM, []event{ev(ms, "ab", 2, true)}, 0, 0, "", "no decode interval"},
+		// Three events that one read took in at once share its stamp: the client was behind the
+		// stream, which is no fault of the server (the engine then times it at its clock).
+		{"read at once", FlavourTRTLLM, []event{ev(ms, "a", 0, false), ev(ms, "b", 0, false), ev(ms, "c", 0, false)}, 3, 0, "stream events", ""},
 		{"no event", FlavourGeneric, nil, 0, 0, "", "no event"},
 	}
 	for _, tc := range cases {
@@ -515,6 +520,9 @@ func TestTally(t *testing.T) {
 		}
 		if got := s.DecodeTokensPerSec(); got < tc.tps*0.999 || got > tc.tps*1.001 {
 			t.Errorf("%s: %.3f tok/s, want %.3f", tc.name, got, tc.tps)
+		}
+		if atOnce := strings.Contains(s.Settings["output_tokens_source"], "read at once"); atOnce != (tc.name == "read at once") {
+			t.Errorf("%s: source %q", tc.name, s.Settings["output_tokens_source"])
 		}
 	}
 }
