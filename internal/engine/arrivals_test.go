@@ -80,6 +80,28 @@ func TestAStreamReadAtOnceFallsBackToTheClock(t *testing.T) {
 	}
 }
 
+// Tokens counted per event after the stream (Triton: every event a Chunk(0), then Tokens for
+// each in order) keep their events' clock times when the stream falls back to the clock.
+func TestTokensCountedLaterKeepTheirEventsClockTimes(t *testing.T) {
+	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	clock := start
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	s := &measure.Sample{}
+	a := &arrivals{s: s, start: start, now: func() time.Time { return clock }, kernel: &fakeStamps{at: start.Add(ms(5)), ok: true}}
+	var ats []time.Duration
+	for i := range 3 {
+		clock = start.Add(ms(6 + i))
+		ats = append(ats, a.Chunk(0))
+	}
+	for _, at := range ats {
+		a.Tokens(at, 1)
+	}
+	a.done()
+	if want := []time.Duration{ms(6), ms(7), ms(8)}; !slices.Equal(s.ChunkTimes, want) || s.KernelStamped != 0 {
+		t.Errorf("chunks %v, %d kernel-stamped; want %v at the clock", s.ChunkTimes, s.KernelStamped, want)
+	}
+}
+
 // streamDriver is a driver whose Send reads a real HTTP stream over internal/arrival's
 // transport, a chunk a line; its planner and server are the scripted driver's, without its
 // virtual clock (the engine then runs on the real one).

@@ -381,8 +381,12 @@ type arrivals struct {
 	cursor int            // Tokens' position in chunks (its calls go in arrival order)
 }
 
-// stampedChunk is a chunk's time as Chunk returned it and the engine's clock when it was read.
-type stampedChunk struct{ at, clock time.Duration }
+// stampedChunk is a chunk's time as Chunk returned it and the engine's clock when it was read;
+// tokenless: Chunk was told of no tokens (a count the driver gives later with Tokens).
+type stampedChunk struct {
+	at, clock time.Duration
+	tokenless bool
+}
 
 // kernelStamps is the kernel's receive time of the latest bytes read (arrival.Source).
 type kernelStamps interface{ Latest() (time.Time, bool) }
@@ -414,7 +418,7 @@ func (a *arrivals) Chunk(tokens int) time.Duration {
 			}
 		}
 		a.clock.Arrived(now, tokens)
-		a.chunks = append(a.chunks, stampedChunk{at, now})
+		a.chunks = append(a.chunks, stampedChunk{at, now, tokens <= 0})
 	}
 	a.last = at
 	a.s.Arrived(at, tokens)
@@ -426,15 +430,25 @@ func (a *arrivals) Tokens(at time.Duration, tokens int) {
 	if a.kernel == nil {
 		return
 	}
+	// Chunks of one read share its stamp: the tokens go to the next chunk of that time that
+	// came without any (a count the server gives per event or at the end), else to the latest
+	// chunk of that time.
+	latest := -1
 	for i := a.cursor; i < len(a.chunks); i++ {
-		if a.chunks[i].at == at {
+		if a.chunks[i].at != at {
+			continue
+		}
+		if a.chunks[i].tokenless {
+			a.chunks[i].tokenless = false
 			a.cursor = i
-			for i+1 < len(a.chunks) && a.chunks[i+1].at == at {
-				i++ // chunks of one read share its stamp: the latest read of them
-			}
 			a.clock.Arrived(a.chunks[i].clock, tokens)
 			return
 		}
+		latest = i
+	}
+	if latest >= 0 {
+		a.clock.Arrived(a.chunks[latest].clock, tokens)
+		return
 	}
 	a.clock.Arrived(at, tokens) // not a time Chunk returned: kept as given
 }
