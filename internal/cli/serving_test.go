@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -110,8 +111,17 @@ func TestServingInterruptedThroughFuzeStack(t *testing.T) {
 		t.Fatalf("serving CSVs %v", csvs)
 	}
 	rows, err := serving.ReadCSV(csvs[0])
-	if err != nil || len(rows) != 1 || rows[0]["interrupted"] != "1" || rows[0]["completed"] == "0" || rows[0]["failed"] != "0" || rows[0]["canceled"] != "2" {
+	if err != nil || len(rows) != 1 || rows[0]["interrupted"] != "1" || rows[0]["completed"] == "0" || rows[0]["failed"] != "0" {
 		t.Fatalf("rows %v %v\n%s", rows, err, stderr)
+	}
+	// The requests in flight at Ctrl-C are canceled: both streams', or one when the other was
+	// between two requests at that moment (the cancel comes on the wall clock); every request
+	// sent is accounted for.
+	sent, _ := strconv.Atoi(rows[0]["sent"])
+	completed, _ := strconv.Atoi(rows[0]["completed"])
+	canceled, _ := strconv.Atoi(rows[0]["canceled"])
+	if canceled < 1 || canceled > 2 || completed+canceled != sent {
+		t.Fatalf("%d sent, %d completed, %d canceled: want the 1 or 2 in flight canceled, the rest completed\n%s", sent, completed, canceled, stderr)
 	}
 	if ds := drivers(); len(ds) != 1 || !ds[0].Closed {
 		t.Errorf("servers not stopped")
