@@ -31,7 +31,6 @@ func (f *fakeStamps) Latest() (time.Time, bool) { return f.at, f.ok }
 func TestChunksTakeTheKernelStampWhenItFits(t *testing.T) {
 	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	clock := start
-	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	s := &measure.Sample{}
 	k := &fakeStamps{}
 	a := &arrivals{s: s, start: start, now: func() time.Time { return clock }, kernel: k}
@@ -59,16 +58,24 @@ func TestChunksTakeTheKernelStampWhenItFits(t *testing.T) {
 	}
 }
 
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// readAtOnce is a stream whose every chunk carries the kernel's stamp 5 ms after the start;
+// readAt(n) sets the engine's clock n ms after it.
+func readAtOnce() (*measure.Sample, *arrivals, func(n int)) {
+	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	clock := start
+	s := &measure.Sample{}
+	a := &arrivals{s: s, start: start, now: func() time.Time { return clock }, kernel: &fakeStamps{at: start.Add(ms(5)), ok: true}}
+	return s, a, func(n int) { clock = start.Add(ms(n)) }
+}
+
 // A stream whose tokens all came in one read has no decode span on the kernel's stamps: it is
 // timed at the clock, as the client read it, tokens counted at the end included.
 func TestAStreamReadAtOnceFallsBackToTheClock(t *testing.T) {
-	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
-	clock := start
-	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	s := &measure.Sample{}
-	a := &arrivals{s: s, start: start, now: func() time.Time { return clock }, kernel: &fakeStamps{at: start.Add(ms(5)), ok: true}}
+	s, a, readAt := readAtOnce()
 	for i, tokens := range []int{1, 1, 0} {
-		clock = start.Add(ms(6 + i))
+		readAt(6 + i)
 		if at := a.Chunk(tokens); at != ms(5) {
 			t.Fatalf("chunk %d at %v, want the kernel's 5ms", i, at)
 		}
@@ -83,14 +90,10 @@ func TestAStreamReadAtOnceFallsBackToTheClock(t *testing.T) {
 // Tokens counted per event after the stream (Triton: every event a Chunk(0), then Tokens for
 // each in order) keep their events' clock times when the stream falls back to the clock.
 func TestTokensCountedLaterKeepTheirEventsClockTimes(t *testing.T) {
-	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
-	clock := start
-	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	s := &measure.Sample{}
-	a := &arrivals{s: s, start: start, now: func() time.Time { return clock }, kernel: &fakeStamps{at: start.Add(ms(5)), ok: true}}
+	s, a, readAt := readAtOnce()
 	var ats []time.Duration
 	for i := range 3 {
-		clock = start.Add(ms(6 + i))
+		readAt(6 + i)
 		ats = append(ats, a.Chunk(0))
 	}
 	for _, at := range ats {

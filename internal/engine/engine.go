@@ -376,15 +376,16 @@ type arrivals struct {
 	last    time.Duration
 	stamped int // chunks stamped by the kernel
 
-	clock  measure.Sample // the same stream at the engine's clock
-	chunks []stampedChunk // each chunk's time and its clock time, in arrival order
-	cursor int            // Tokens' position in chunks (its calls go in arrival order)
+	calls  []arrivalCall // every Chunk and Tokens call, for the fallback to the clock
+	cursor int           // Tokens' position in calls (its calls go in arrival order)
 }
 
-// stampedChunk is a chunk's time as Chunk returned it and the engine's clock when it was read;
-// tokenless: Chunk was told of no tokens (a count the driver gives later with Tokens).
-type stampedChunk struct {
+// arrivalCall is one Chunk or Tokens call: the time it recorded, the engine's clock when the
+// chunk was read, its tokens; tokenless: a Chunk told of none (a count the driver gives later
+// with Tokens).
+type arrivalCall struct {
 	at, clock time.Duration
+	tokens    int
 	tokenless bool
 }
 
@@ -399,7 +400,7 @@ func (e *Engine) newArrivals(ctx context.Context, s *measure.Sample, start time.
 		var src *arrival.Source
 		ctx, src = arrival.Watch(ctx)
 		a.kernel = src
-		a.clock.ChunkTimes = make([]time.Duration, 0, cap(s.ChunkTimes))
+		a.calls = make([]arrivalCall, 0, cap(s.ChunkTimes))
 	}
 	return ctx, a
 }
@@ -417,8 +418,7 @@ func (a *arrivals) Chunk(tokens int) time.Duration {
 				a.stamped++
 			}
 		}
-		a.clock.Arrived(now, tokens)
-		a.chunks = append(a.chunks, stampedChunk{at, now, tokens <= 0})
+		a.calls = append(a.calls, arrivalCall{at: at, clock: now, tokens: tokens, tokenless: tokens <= 0})
 	}
 	a.last = at
 	a.s.Arrived(at, tokens)
@@ -432,33 +432,31 @@ func (a *arrivals) Tokens(at time.Duration, tokens int) {
 	}
 	// Chunks of one read share its stamp: the tokens go to the next chunk of that time that
 	// came without any (a count the server gives per event or at the end), else to the latest
-	// chunk of that time.
-	latest := -1
-	for i := a.cursor; i < len(a.chunks); i++ {
-		if a.chunks[i].at != at {
-			continue
+	// chunk of that time; their clock time is that chunk's.
+	clock, latest := at, -1 // not a time Chunk returned: kept as given
+	for i := a.cursor; i < len(a.calls); i++ {
+		if c := &a.calls[i]; c.at == at && c.tokenless {
+			c.tokenless, a.cursor, latest = false, i, i
+			break
+		} else if c.at == at {
+			latest = i
 		}
-		if a.chunks[i].tokenless {
-			a.chunks[i].tokenless = false
-			a.cursor = i
-			a.clock.Arrived(a.chunks[i].clock, tokens)
-			return
-		}
-		latest = i
 	}
 	if latest >= 0 {
-		a.clock.Arrived(a.chunks[latest].clock, tokens)
-		return
+		clock = a.calls[latest].clock
 	}
-	a.clock.Arrived(at, tokens) // not a time Chunk returned: kept as given
+	a.calls = append(a.calls, arrivalCall{at: at, clock: clock, tokens: tokens})
 }
 
 // done records how the stream was stamped, and falls back to the clock for a stream whose
-// tokens all came in one read.
+// tokens all came in one read: the calls replayed at the times the client read them.
 func (a *arrivals) done() {
 	a.s.KernelStamped = a.stamped
 	if t := a.s.ChunkTimes; a.stamped > 0 && len(t) > 1 && t[len(t)-1] == t[0] {
-		a.s.FirstByte, a.s.FirstToken, a.s.ChunkTimes = a.clock.FirstByte, a.clock.FirstToken, a.clock.ChunkTimes
+		a.s.FirstByte, a.s.FirstToken, a.s.ChunkTimes = 0, 0, t[:0]
+		for _, c := range a.calls {
+			a.s.Arrived(c.clock, c.tokens)
+		}
 		a.s.KernelStamped = 0
 	}
 }

@@ -48,21 +48,34 @@ type committedLevel struct {
 	} `json:"e2e"`
 }
 
-func committedLevels(t *testing.T, name string) []committedLevel {
+// committedJSONL decodes every line of a committed JSONL file of results/gpu as a T.
+func committedJSONL[T any](t *testing.T, name string) []T {
 	t.Helper()
 	f, err := os.Open(testfixture.Repo(t, "results", "gpu", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []committedLevel
+	var out []T
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
-		var l committedLevel
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		out = append(out, v)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func committedLevels(t *testing.T, name string) []committedLevel {
+	t.Helper()
+	var out []committedLevel
+	for _, l := range committedJSONL[committedLevel](t, name) {
 		if l.Type == "level" {
 			out = append(out, l)
 		}
@@ -160,28 +173,14 @@ type committedRequest struct {
 // committedRequests are a committed serving JSONL's measured requests (warm-ups left out).
 func committedRequests(t *testing.T, name string) []committedRequest {
 	t.Helper()
-	f, err := os.Open(testfixture.Repo(t, "results", "gpu", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []committedRequest
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var r committedRequest
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+	for _, r := range committedJSONL[committedRequest](t, name) {
 		if r.Type == "request" && !r.Warmup {
 			if r.Sample == nil {
 				t.Fatalf("%s: a request record without its sample", name)
 			}
 			out = append(out, r)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }
@@ -397,23 +396,6 @@ func (c clientRecord) end() time.Time {
 	return c.start().Add(time.Duration(c.E2Ems * 1e6))
 }
 
-func readClientRecords(t *testing.T, name string) []clientRecord {
-	t.Helper()
-	b, err := os.ReadFile(testfixture.Repo(t, "results", "gpu", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []clientRecord
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var c clientRecord
-		if err := json.Unmarshal([]byte(line), &c); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
 // sideFigures are one client's figures over the window both clients were measuring in.
 type sideFigures struct {
 	requests  int
@@ -465,7 +447,7 @@ func committedTogether(t *testing.T, stackBase string, kernel bool, pooled [2][]
 			t.Fatalf("%s: %d levels, want one at 4 streams", base, len(levels))
 		}
 		checkComplete(t, base, levels[0], reqs)
-		client := readClientRecords(t, base+"-client.jsonl")
+		client := committedJSONL[clientRecord](t, base+"-client.jsonl")
 		if len(client) != 120 {
 			t.Fatalf("%s: %d client records, want 120", base, len(client))
 		}

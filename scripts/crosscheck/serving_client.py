@@ -91,18 +91,21 @@ async def main():
             head = counts[0][1] - per_word * counts[0][0]
             in_words = max(1, round((in_target - head) / per_word))
         await one(s, -3)
+        async def record(i, out):
+            try:
+                r = await one(s, i)
+            except aiohttp.ClientError as e:  # a failed request, as fuze counts one
+                print("request failed: %r" % e, file=sys.stderr)
+                return
+            if r:
+                out.append(r)
+
         async def closed_loop(first, n, out):
             queue = list(range(first, first + n))
 
             async def worker():
                 while queue:
-                    try:
-                        r = await one(s, queue.pop(0))
-                    except aiohttp.ClientError as e:  # a failed request, as fuze counts one
-                        print("request failed: %r" % e, file=sys.stderr)
-                        r = None
-                    if r:
-                        out.append(r)
+                    await record(queue.pop(0), out)
 
             await asyncio.gather(*(worker() for _ in range(conc)))
 
@@ -112,13 +115,7 @@ async def main():
 
             async def send(i):
                 async with free:
-                    try:
-                        r = await one(s, i)
-                    except aiohttp.ClientError as e:
-                        print("request failed: %r" % e, file=sys.stderr)
-                        r = None
-                if r:
-                    out.append(r)
+                    await record(i, out)
 
             tasks = []
             for i in range(n):
