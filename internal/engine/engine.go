@@ -309,9 +309,8 @@ func (e *Engine) attempt(ctx context.Context, ep stack.Endpoint, t stack.Target,
 		s.SetFailure(prepErr)
 	} else {
 		stop := e.StartTelemetry(ep)
-		start := e.now()
-		s.Start = start
-		sctx, rec := e.newArrivals(ctx, s, start)
+		sctx, rec := e.newArrivals(ctx, s)
+		start := rec.begin()
 		counters, err := e.Driver.Send(sctx, ep, t, c, req, rec)
 		s.End = e.now().Sub(start)
 		rec.done()
@@ -392,10 +391,11 @@ type arrivalCall struct {
 // kernelStamps is the kernel's receive time of the latest bytes read (arrival.Source).
 type kernelStamps interface{ Latest() (time.Time, bool) }
 
-// newArrivals starts the stamps of a request sent with the returned context. The kernel's
-// stamps are wall-clock times, so they are taken only when the engine runs on the real clock.
-func (e *Engine) newArrivals(ctx context.Context, s *measure.Sample, start time.Time) (context.Context, *arrivals) {
-	a := &arrivals{s: s, start: start, now: e.now}
+// newArrivals prepares the stamps of a request to be sent with the returned context (before
+// its clock starts: begin). The kernel's stamps are wall-clock times, so they are taken only
+// when the engine runs on the real clock.
+func (e *Engine) newArrivals(ctx context.Context, s *measure.Sample) (context.Context, *arrivals) {
+	a := &arrivals{s: s, now: e.now}
 	if e.realClock() {
 		var src *arrival.Source
 		ctx, src = arrival.Watch(ctx)
@@ -403,6 +403,13 @@ func (e *Engine) newArrivals(ctx context.Context, s *measure.Sample, start time.
 		a.calls = make([]arrivalCall, 0, cap(s.ChunkTimes))
 	}
 	return ctx, a
+}
+
+// begin starts the request's clock: the sample's start, returned.
+func (a *arrivals) begin() time.Time {
+	a.start = a.now()
+	a.s.Start = a.start
+	return a.start
 }
 
 func (a *arrivals) Chunk(tokens int) time.Duration {

@@ -516,9 +516,8 @@ func (e *Engine) serveRequest(ctx context.Context, ep stack.Endpoint, t stack.Ta
 	if timeout > 0 {
 		rctx, cancel = context.WithTimeout(ctx, timeout)
 	}
-	start := e.now()
-	s.Start = start
-	sctx, rec := e.newArrivals(rctx, s, start)
+	sctx, rec := e.newArrivals(rctx, s)
+	start := rec.begin()
 	counters, err := e.Driver.Send(sctx, ep, t, c, req, rec)
 	s.End = e.now().Sub(start)
 	rec.done()
