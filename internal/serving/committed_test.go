@@ -398,9 +398,25 @@ func (c clientRecord) end() time.Time {
 
 // sideFigures are one client's figures over the window both clients were measuring in.
 type sideFigures struct {
-	requests  int
-	tokensPS  float64
+	requests  int     // started and ended in the window
+	sent      int     // started in the window
+	tokensPS  float64 // tokens that arrived in the window / its length
 	ttft, itl []float64
+	// inFlightAtStart: for each of requests, how many requests of both sides were in flight
+	// when it started; slots: the server's.
+	inFlightAtStart []int
+	slots           int
+}
+
+// fullShare is the share of the requests that started while every slot of the server was taken.
+func (f sideFigures) fullShare() float64 {
+	full := 0
+	for _, n := range f.inFlightAtStart {
+		if n >= f.slots {
+			full++
+		}
+	}
+	return float64(full) / float64(len(f.inFlightAtStart))
 }
 
 // The committed check against an independent client (serving-vs-client/run3-*, run4-*): fuze
@@ -422,134 +438,220 @@ type sideFigures struct {
 func TestCommittedServingTogetherWithClient(t *testing.T) {
 	for _, run := range []string{"run3", "run4"} {
 		kernel := run == "run4"
-		pooledTTFT := map[string][2][]float64{}
 		for _, stack := range []string{"ollama", "llamacpp"} {
-			pooledTTFT[stack] = committedTogether(t, "serving-vs-client/"+run+"-"+stack, kernel, pooledTTFT[stack])
-			if p := pooledTTFT[stack]; !kernel {
-				if a, b := stats.Median(p[0]), stats.Median(p[1]); math.Abs(a-b) > 0.05*b {
-					t.Errorf("%s %s: pooled TTFT median fuze %.2f ms, client %.2f: not within 5%%", run, stack, a, b)
+			var pooled [2][]float64 // TTFTs of both rounds: fuze's, the client's
+			for _, round := range []string{"1", "2"} {
+				r := readTogetherRound(t, "serving-vs-client/"+run+"-"+stack+"-"+round, 4, 120, kernel)
+				r.log(t)
+				r.within5(t, "output tok/s", r.fz.tokensPS, r.cl.tokensPS)
+				r.checkITL(t)
+				if c := stats.Compare(r.fz.ttft, r.cl.ttft, stats.DefaultAlpha); c.Significant && !kernel {
+					t.Errorf("%s: TTFT fuze median %.2f ms, client %.2f: significantly different (p=%.4f)", r.base, c.CandidateMedian, c.IncumbentMedian, c.P)
 				}
+				pooled = [2][]float64{append(pooled[0], r.fz.ttft...), append(pooled[1], r.cl.ttft...)}
+			}
+			if a, b := stats.Median(pooled[0]), stats.Median(pooled[1]); !kernel && math.Abs(a-b) > 0.05*b {
+				t.Errorf("%s %s: pooled TTFT median fuze %.2f ms, client %.2f: not within 5%%", run, stack, a, b)
 			}
 		}
 	}
 }
 
-// committedTogether checks the two rounds of one stack of a run (base-1, base-2) as
-// TestCommittedServingTogetherWithClient says, and returns pooled with the rounds' TTFTs (fuze's,
-// the client's) appended. kernel: fuze's chunks must all be kernel-stamped, and the rounds' TTFT
-// distributions are not held to agree.
-func committedTogether(t *testing.T, stackBase string, kernel bool, pooled [2][]float64) [2][]float64 {
-	t.Helper()
-	for _, round := range []string{"1", "2"} {
-		base := stackBase + "-" + round
-		levels, reqs := committedLevels(t, base+"-fuze.jsonl"), committedRequests(t, base+"-fuze.jsonl")
-		if len(levels) != 1 || levels[0].Concurrency != 4 {
-			t.Fatalf("%s: %d levels, want one at 4 streams", base, len(levels))
-		}
-		checkComplete(t, base, levels[0], reqs)
-		client := committedJSONL[clientRecord](t, base+"-client.jsonl")
-		if len(client) != 120 {
-			t.Fatalf("%s: %d client records, want 120", base, len(client))
-		}
-		// The window: from the later first start to the earlier last end.
-		var w0, w1 time.Time
-		span := func(first, last time.Time) {
-			if w0.IsZero() || first.After(w0) {
-				w0 = first
+// The committed open-loop check (serving-vs-client/run5-*): fuze (REQUEST_RATE_SET="1.5",
+// SERVING_MAX_CONCURRENCY=8) and the independent client (REQUEST_RATE=1.5, 8 streams) load one
+// server with Poisson arrivals at the same time, the server's 8 slots shared, two rounds per
+// stack, fuze at the kernel's receive stamps. Random arrivals do not lock into a phase with the
+// other client's as two closed loops do, so the two sides meet the server's states in the
+// same shares, up to chance. At 3 requests/s in all Ollama's slots were nearly always taken
+// (TTFT is then mostly the wait in its queue, seconds) and llama-server's often.
+//
+// In every round: no TTFT difference is significant (Mann–Whitney U) and ITL p50/p90/p99 agree
+// within 5%. Where the two sides had the same load (requests sent in the window within 5% of
+// each other, and the shares of requests sent while the server's slots were all taken within 5
+// points), the output throughput and TTFT p50/p90/p99 agree within 5% too; at least three of the
+// four rounds had it. A round without it is logged: an open loop's throughput is the arrivals
+// chance gave it, and a TTFT quantile that falls between the unqueued requests (tens of ms) and
+// the queued ones (seconds) moves with the share of each.
+func TestCommittedOpenLoopTogetherWithClient(t *testing.T) {
+	const slots = 8
+	sameLoad := 0
+	for _, stack := range []string{"ollama", "llamacpp"} {
+		for _, round := range []string{"1", "2"} {
+			r := readTogetherRound(t, "serving-vs-client/run5-"+stack+"-"+round, slots, 270, true)
+			r.log(t)
+			r.checkITL(t)
+			if c := stats.Compare(r.fz.ttft, r.cl.ttft, stats.DefaultAlpha); c.Significant {
+				t.Errorf("%s: TTFT fuze median %.2f ms, client %.2f: significantly different (p=%.4f)", r.base, c.CandidateMedian, c.IncumbentMedian, c.P)
 			}
-			if w1.IsZero() || last.Before(w1) {
-				w1 = last
+			fzFull, clFull := r.fz.fullShare(), r.cl.fullShare()
+			if math.Abs(float64(r.fz.sent-r.cl.sent)) > 0.05*float64(r.cl.sent) || math.Abs(fzFull-clFull) > 0.05 {
+				t.Logf("%s: not the same load: %d / %d requests sent in the window, %.3f / %.3f of them into full slots", r.base, r.fz.sent, r.cl.sent, fzFull, clFull)
+				continue
 			}
-		}
-		var first, last time.Time
-		for i, r := range reqs {
-			if s, e := r.Sample.Start, r.Sample.Start.Add(r.Sample.End); i == 0 {
-				first, last = s, e
-			} else {
-				first, last = minTime(first, s), maxTime(last, e)
-			}
-		}
-		span(first, last)
-		for i, c := range client {
-			if i == 0 {
-				first, last = c.start(), c.end()
-			} else {
-				first, last = minTime(first, c.start()), maxTime(last, c.end())
+			sameLoad++
+			r.within5(t, "output tok/s", r.fz.tokensPS, r.cl.tokensPS)
+			for _, p := range []float64{0.5, 0.9, 0.99} {
+				r.within5(t, "TTFT p"+strconv.Itoa(int(p*100))+" ms", stats.Quantile(r.fz.ttft, p), stats.Quantile(r.cl.ttft, p))
 			}
 		}
-		span(first, last)
-		window := w1.Sub(w0).Seconds()
-		inside := func(s, e time.Time) bool { return !s.Before(w0) && !e.After(w1) }
-		arrived := func(at time.Time) bool { return !at.Before(w0) && !at.After(w1) }
-
-		var fz, cl sideFigures
-		tokens := 0
-		for _, r := range reqs {
-			s := r.Sample
-			if kernel && s.KernelStamped < len(s.ChunkTimes) {
-				t.Fatalf("%s: a request of %d tokens with %d kernel-stamped chunks", base, len(s.ChunkTimes), s.KernelStamped)
-			}
-			if len(s.ChunkTimes) != s.ServerOutputTokens {
-				t.Fatalf("%s: a request of %d chunks for %d tokens: chunks are not tokens here", base, len(s.ChunkTimes), s.ServerOutputTokens)
-			}
-			for _, c := range s.ChunkTimes {
-				if arrived(s.Start.Add(c)) {
-					tokens++
-				}
-			}
-			if inside(s.Start, s.Start.Add(s.End)) {
-				fz.requests++
-				fz.ttft = append(fz.ttft, float64(s.FirstToken)/1e6)
-				fz.itl = ITLs(fz.itl, s)
-			}
-		}
-		fz.tokensPS = float64(tokens) / window
-		tokens = 0
-		for _, c := range client {
-			if c.OutputTokens != 128 || len(c.ITLms) != 127 {
-				t.Fatalf("%s: a client request of %d tokens, %d gaps", base, c.OutputTokens, len(c.ITLms))
-			}
-			at := c.start().Add(time.Duration(c.TTFTms * 1e6))
-			for i := -1; i < len(c.ITLms); i++ {
-				if i >= 0 {
-					at = at.Add(time.Duration(c.ITLms[i] * 1e6))
-				}
-				if arrived(at) {
-					tokens++
-				}
-			}
-			if inside(c.start(), c.end()) {
-				cl.requests++
-				cl.ttft = append(cl.ttft, c.TTFTms)
-				cl.itl = append(cl.itl, c.ITLms...)
-			}
-		}
-		cl.tokensPS = float64(tokens) / window
-		if window < 50 || fz.requests < 100 || cl.requests < 100 {
-			t.Fatalf("%s: a window of %.1f s with %d fuze and %d client requests: too little overlap to compare", base, window, fz.requests, cl.requests)
-		}
-		within5 := func(what string, a, b float64) {
-			if math.Abs(a-b) > 0.05*b {
-				t.Errorf("%s: %s fuze %.2f, client %.2f (%.3f×): not within 5%%", base, what, a, b, a/b)
-			}
-		}
-		within5("output tok/s", fz.tokensPS, cl.tokensPS)
-		for _, p := range []float64{0.5, 0.9, 0.99} {
-			within5("ITL p"+strconv.Itoa(int(p*100))+" ms", stats.Quantile(fz.itl, p), stats.Quantile(cl.itl, p))
-		}
-		c := stats.Compare(fz.ttft, cl.ttft, stats.DefaultAlpha)
-		t.Logf("%s: window %.1f s, %d/%d requests; tok/s %.2f/%.2f; TTFT p50 %.2f/%.2f p90 %.2f/%.2f p99 %.2f/%.2f (U test p=%.3f); ITL p50 %.2f/%.2f p90 %.2f/%.2f p99 %.2f/%.2f",
-			base, window, fz.requests, cl.requests, fz.tokensPS, cl.tokensPS,
-			stats.Quantile(fz.ttft, 0.5), stats.Quantile(cl.ttft, 0.5), stats.Quantile(fz.ttft, 0.9), stats.Quantile(cl.ttft, 0.9),
-			stats.Quantile(fz.ttft, 0.99), stats.Quantile(cl.ttft, 0.99), c.P,
-			stats.Quantile(fz.itl, 0.5), stats.Quantile(cl.itl, 0.5), stats.Quantile(fz.itl, 0.9), stats.Quantile(cl.itl, 0.9),
-			stats.Quantile(fz.itl, 0.99), stats.Quantile(cl.itl, 0.99))
-		if c.Significant && !kernel {
-			t.Errorf("%s: TTFT fuze median %.2f ms, client %.2f: significantly different (p=%.4f)", base, c.CandidateMedian, c.IncumbentMedian, c.P)
-		}
-		pooled = [2][]float64{append(pooled[0], fz.ttft...), append(pooled[1], cl.ttft...)}
 	}
-	return pooled
+	if sameLoad < 3 {
+		t.Errorf("%d of 4 rounds had the same load on both sides: too few to compare TTFT and throughput", sameLoad)
+	}
+}
+
+// togetherRound is one round of fuze and the independent client loading one server at the same
+// time, compared over the window where both were measuring: from the later first start to the
+// earlier last end.
+type togetherRound struct {
+	base   string
+	window float64 // seconds
+	fz, cl sideFigures
+}
+
+// readTogetherRound reads base-fuze.jsonl (one level at concurrency: streams, or the cap of an
+// open loop) and base-client.jsonl (clientRequests records), checks that every request
+// completed with a chunk a token (kernel: all but one in 10,000 chunks kernel-stamped), and computes both sides'
+// figures over the window. A request counts when it started and ended inside the window; the
+// throughput is the tokens that arrived in it over its length.
+func readTogetherRound(t *testing.T, base string, concurrency, clientRequests int, kernel bool) togetherRound {
+	t.Helper()
+	levels, reqs := committedLevels(t, base+"-fuze.jsonl"), committedRequests(t, base+"-fuze.jsonl")
+	if len(levels) != 1 || levels[0].Concurrency != concurrency {
+		t.Fatalf("%s: %d levels, want one at concurrency %d", base, len(levels), concurrency)
+	}
+	checkComplete(t, base, levels[0], reqs)
+	client := committedJSONL[clientRecord](t, base+"-client.jsonl")
+	if len(client) != clientRequests {
+		t.Fatalf("%s: %d client records, want %d", base, len(client), clientRequests)
+	}
+	var spans []span // every request of both sides, for the requests in flight at a start
+	for _, r := range reqs {
+		spans = append(spans, span{r.Sample.Start, r.Sample.Start.Add(r.Sample.End)})
+	}
+	fuzeSpans := len(spans)
+	for _, c := range client {
+		spans = append(spans, span{c.start(), c.end()})
+	}
+	w0, w1 := outer(spans[:fuzeSpans]).intersect(outer(spans[fuzeSpans:]))
+	window := w1.Sub(w0).Seconds()
+	inside := func(s span) bool { return !s.start.Before(w0) && !s.end.After(w1) }
+	arrived := func(at time.Time) bool { return !at.Before(w0) && !at.After(w1) }
+	inFlight := func(at time.Time) int {
+		n := 0
+		for _, s := range spans {
+			if s.start.Before(at) && s.end.After(at) {
+				n++
+			}
+		}
+		return n
+	}
+	sent := func(f *sideFigures, s span) {
+		if arrived(s.start) {
+			f.sent++
+		}
+		if inside(s) {
+			f.requests++
+			f.inFlightAtStart = append(f.inFlightAtStart, inFlight(s.start))
+		}
+	}
+
+	r := togetherRound{base: base, window: window}
+	r.fz.slots, r.cl.slots = concurrency, concurrency
+	tokens, chunks, stamped := 0, 0, 0
+	for _, q := range reqs {
+		s := q.Sample
+		chunks, stamped = chunks+len(s.ChunkTimes), stamped+s.KernelStamped
+		if len(s.ChunkTimes) != s.ServerOutputTokens {
+			t.Fatalf("%s: a request of %d chunks for %d tokens: chunks are not tokens here", base, len(s.ChunkTimes), s.ServerOutputTokens)
+		}
+		for _, c := range s.ChunkTimes {
+			if arrived(s.Start.Add(c)) {
+				tokens++
+			}
+		}
+		sp := span{s.Start, s.Start.Add(s.End)}
+		sent(&r.fz, sp)
+		if inside(sp) {
+			r.fz.ttft = append(r.fz.ttft, float64(s.FirstToken)/1e6)
+			r.fz.itl = ITLs(r.fz.itl, s)
+		}
+	}
+	// The engine falls back to its clock for a chunk whose stamp is not between the previous
+	// chunk's time and now (a wall clock slewed against the monotonic one): 2 chunks of run 5's
+	// 173,000 did.
+	if kernel && float64(stamped) < 0.9999*float64(chunks) {
+		t.Fatalf("%s: %d of %d chunks kernel-stamped", base, stamped, chunks)
+	}
+	r.fz.tokensPS = float64(tokens) / window
+	tokens = 0
+	for _, c := range client {
+		if c.OutputTokens != 128 || len(c.ITLms) != 127 {
+			t.Fatalf("%s: a client request of %d tokens, %d gaps", base, c.OutputTokens, len(c.ITLms))
+		}
+		at := c.start().Add(time.Duration(c.TTFTms * 1e6))
+		for i := -1; i < len(c.ITLms); i++ {
+			if i >= 0 {
+				at = at.Add(time.Duration(c.ITLms[i] * 1e6))
+			}
+			if arrived(at) {
+				tokens++
+			}
+		}
+		sp := span{c.start(), c.end()}
+		sent(&r.cl, sp)
+		if inside(sp) {
+			r.cl.ttft = append(r.cl.ttft, c.TTFTms)
+			r.cl.itl = append(r.cl.itl, c.ITLms...)
+		}
+	}
+	r.cl.tokensPS = float64(tokens) / window
+	if window < 50 || r.fz.requests < 100 || r.cl.requests < 100 {
+		t.Fatalf("%s: a window of %.1f s with %d fuze and %d client requests: too little overlap to compare", base, window, r.fz.requests, r.cl.requests)
+	}
+	return r
+}
+
+func (r togetherRound) within5(t *testing.T, what string, a, b float64) {
+	t.Helper()
+	if math.Abs(a-b) > 0.05*b {
+		t.Errorf("%s: %s fuze %.2f, client %.2f (%.3f×): not within 5%%", r.base, what, a, b, a/b)
+	}
+}
+
+// checkITL holds ITL p50, p90 and p99 to within 5% of the client's.
+func (r togetherRound) checkITL(t *testing.T) {
+	t.Helper()
+	for _, p := range []float64{0.5, 0.9, 0.99} {
+		r.within5(t, "ITL p"+strconv.Itoa(int(p*100))+" ms", stats.Quantile(r.fz.itl, p), stats.Quantile(r.cl.itl, p))
+	}
+}
+
+func (r togetherRound) log(t *testing.T) {
+	t.Helper()
+	q := stats.Quantile
+	c := stats.Compare(r.fz.ttft, r.cl.ttft, stats.DefaultAlpha)
+	t.Logf("%s: window %.1f s, %d/%d requests; tok/s %.2f/%.2f; TTFT p50 %.2f/%.2f p90 %.2f/%.2f p99 %.2f/%.2f (U test p=%.3f); ITL p50 %.2f/%.2f p90 %.2f/%.2f p99 %.2f/%.2f",
+		r.base, r.window, r.fz.requests, r.cl.requests, r.fz.tokensPS, r.cl.tokensPS,
+		q(r.fz.ttft, 0.5), q(r.cl.ttft, 0.5), q(r.fz.ttft, 0.9), q(r.cl.ttft, 0.9), q(r.fz.ttft, 0.99), q(r.cl.ttft, 0.99), c.P,
+		q(r.fz.itl, 0.5), q(r.cl.itl, 0.5), q(r.fz.itl, 0.9), q(r.cl.itl, 0.9), q(r.fz.itl, 0.99), q(r.cl.itl, 0.99))
+}
+
+// span is one request's time on the wire, from its start to its end.
+type span struct{ start, end time.Time }
+
+// outer is the span from the earliest start to the latest end.
+func outer(spans []span) span {
+	o := spans[0]
+	for _, s := range spans[1:] {
+		o = span{minTime(o.start, s.start), maxTime(o.end, s.end)}
+	}
+	return o
+}
+
+// intersect gives the part of both spans.
+func (a span) intersect(b span) (time.Time, time.Time) {
+	return maxTime(a.start, b.start), minTime(a.end, b.end)
 }
 
 func minTime(a, b time.Time) time.Time {
