@@ -31,13 +31,15 @@ import (
 // framing; the connection closes at the end, as llama-server's streams do): it shares this
 // machine's cores with the client it measures, so it spends as little as it can.
 //
-// Paced (TTFT or ITL set), it works as a batching server does: two stepping goroutines each
-// write the next event of every stream of theirs that is due (its first token TTFT after its
-// request arrived, then the next one ITL after the step that wrote the last), one write per
-// event. A step that runs late (the fake shares two cores with the client) delays the
-// following tokens, as a late decode step of a real server does; it does not catch up by
-// writing the missed tokens back to back, which no batching server does (one token a stream a
-// step) and which the kernel would deliver as one segment that no client can split. Unpaced,
+// Paced (TTFT or ITL set), two stepping goroutines each write the next event of every stream
+// of theirs that is due (its first token TTFT after its request arrived, then each next one ITL
+// after the stream's previous write returned), one write per event, so that no stream's gap is
+// shorter than ITL: a fixed inter-token latency. A write that runs late (the fake shares two
+// cores with the client) delays the stream's following tokens, as a late decode step of a real
+// server does; the fake does not catch up, neither by writing missed tokens back to back (the
+// kernel would deliver them as one segment that no client can split) nor by pacing from a
+// step's start, which gave the streams written late in a step a short gap in the next one
+// (where a real server's step sends every stream's token at once). Unpaced,
 // each stream is written as fast as the connection takes it (a write buffer sends several
 // events at once).
 type fakeOpenAI struct {
@@ -169,8 +171,7 @@ func (f *fakeOpenAI) step(in chan *fakeStream) {
 		live := streams[:0]
 		for _, s := range streams {
 			if !s.due.After(now) {
-				f.writeToken(s, true)
-				s.due = now.Add(f.itl)
+				s.due = f.writeToken(s, true).Add(f.itl)
 			}
 			if s.sent == s.n || s.err != nil {
 				close(s.done)
@@ -184,8 +185,9 @@ func (f *fakeOpenAI) step(in chan *fakeStream) {
 }
 
 // writeToken writes st's next event (and the stream's end after its last token); flush sends
-// it at once.
-func (f *fakeOpenAI) writeToken(st *fakeStream, flush bool) {
+// it at once. It returns when the write returned, the true time of the token (kept in
+// st.writes when recording).
+func (f *fakeOpenAI) writeToken(st *fakeStream, flush bool) time.Time {
 	st.sent++
 	i, n := st.sent, st.n
 	buf := make([]byte, 0, 512)
@@ -207,17 +209,14 @@ func (f *fakeOpenAI) writeToken(st *fakeStream, flush bool) {
 		buf = strconv.AppendInt(buf, int64(n), 10)
 		buf = append(buf, "}}\n\ndata: [DONE]\n\n"...)
 	}
-	if _, st.err = st.w.Write(buf); st.err != nil {
-		return
+	if _, st.err = st.w.Write(buf); st.err == nil && (flush || i == n) {
+		st.err = st.w.Flush()
 	}
-	if flush || i == n {
-		if st.err = st.w.Flush(); st.err != nil {
-			return
-		}
+	written := time.Now()
+	if st.err == nil && st.writes != nil {
+		st.writes = append(st.writes, written)
 	}
-	if st.writes != nil {
-		st.writes = append(st.writes, time.Now())
-	}
+	return written
 }
 
 // offered is the fake's output rate: tokens sent over its first arrival to its last end.

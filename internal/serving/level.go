@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,7 +116,7 @@ type Level struct {
 	OutputTokensMean float64 `json:"output_tokens_mean"`
 	// TTFT: first token's arrival since the request started, per completed request. ITL: the
 	// gaps between a request's consecutive token arrivals, pooled over the completed
-	// requests; a chunk carrying k tokens gives each of them 1/k of the gap before it. TPOT:
+	// requests, as ITLs shares a gap among tokens that arrived together. TPOT:
 	// (e2e − TTFT) / (output tokens − 1) per completed request of 2 tokens or more. E2E: the
 	// whole request, per completed request.
 	TTFT Dist `json:"ttft"`
@@ -217,11 +218,20 @@ func OutputTokens(s *measure.Sample) int {
 	return len(s.ChunkTimes)
 }
 
-// ITLs appends s's inter-token latencies in milliseconds to dst: each gap between consecutive
-// distinct arrival times, shared by the tokens of the later chunk (a chunk carrying k tokens
-// gives k values of gap/k), so that their sum is the span from the first token to the last.
-// Tokens that came with the first (in one read: they share its kernel stamp) had no gap
-// between them: 0 each, so that a request of n tokens always gives n−1 values.
+// ITLs appends s's inter-token latencies in milliseconds to dst: one value per token after the
+// first, so that a request of n tokens always gives n−1 values, whose sum is the span from the
+// first token to the last. Tokens that came with the first (in one read: they share its kernel
+// stamp) had no gap: 0 each.
+//
+// Tokens that share a later arrival time (a chunk carrying k tokens, or k events taken in one
+// read, of which the kernel keeps only the latest stamp) share the gap g before them; how is not
+// known, but the stream's pace is: p, the median of the request's gaps each spread evenly over its
+// tokens. The later k−1 tokens get min(p, g/k) each and the first the rest. A gap of up to k
+// steps at the stream's pace is so split evenly (a server that sends k tokens an event is timed
+// at its per-token pace), and what a longer gap holds beyond that is a stall before the first
+// of its tokens, after which the others came at the stream's pace (a reader late after a stall
+// takes the stalled token and the next one together). Split evenly, a stall would be shared
+// with the on-time tokens behind it, and the tail a p99 ITL is asked about would shrink.
 func ITLs(dst []float64, s *measure.Sample) []float64 {
 	t := s.ChunkTimes
 	i := 1
@@ -229,17 +239,35 @@ func ITLs(dst []float64, s *measure.Sample) []float64 {
 		dst = append(dst, 0) // came with the first token
 		i++
 	}
+	type group struct {
+		gap float64 // ms since the previous arrival
+		k   int     // tokens that arrived at this time
+	}
+	var groups []group
+	even := make([]float64, 0, max(len(t)-i, 0))
 	for i < len(t) {
 		j := i + 1
 		for j < len(t) && t[j] == t[i] {
 			j++
 		}
-		k := j - i
-		gap := float64(t[i]-t[i-1]) / 1e6 / float64(k)
-		for range k {
-			dst = append(dst, gap)
+		g := group{gap: float64(t[i]-t[i-1]) / 1e6, k: j - i}
+		groups = append(groups, g)
+		for range g.k {
+			even = append(even, g.gap/float64(g.k))
 		}
 		i = j
+	}
+	if len(even) == 0 {
+		return dst
+	}
+	slices.Sort(even)
+	pace := even[len(even)/2]
+	for _, g := range groups {
+		later := min(pace, g.gap/float64(g.k))
+		dst = append(dst, g.gap-float64(g.k-1)*later)
+		for range g.k - 1 {
+			dst = append(dst, later)
+		}
 	}
 	return dst
 }

@@ -22,8 +22,9 @@ func sample(start time.Time, chunks []time.Duration, perChunk []int, end time.Du
 	return s
 }
 
-// A chunk of k tokens gives each of its tokens 1/k of the gap before it; the tokens that came
-// with the first have a gap of 0; n tokens give n−1 values, whose sum is the first-to-last span.
+// A chunk of k tokens at the stream's pace gives each of its tokens 1/k of the gap before it;
+// the tokens that came with the first have a gap of 0; n tokens give n−1 values, whose sum is
+// the first-to-last span.
 func TestITLsShareAGapAmongAChunksTokens(t *testing.T) {
 	s := sample(time.Time{}, []time.Duration{100 * ms1, 110 * ms1, 140 * ms1, 150 * ms1}, []int{2, 1, 3, 1}, 150*ms1)
 	got := ITLs(nil, s)
@@ -33,6 +34,27 @@ func TestITLsShareAGapAmongAChunksTokens(t *testing.T) {
 	}
 	if tp, ok := TPOT(s); !ok || tp != (150*ms1-100*ms1)/6 {
 		t.Errorf("TPOT = %v %v", tp, ok)
+	}
+}
+
+// Tokens that share an arrival after a gap longer than their count of steps at the stream's
+// pace (the median per-token gap): the excess is a stall before the first of them, the others
+// came at the pace. A stream whose every event carries k tokens is split evenly.
+func TestITLsGiveAStallToTheFirstTokenAfterIt(t *testing.T) {
+	// 5 ms a token, then a 15 ms stall: two tokens read together 20 ms after the last.
+	s := sample(time.Time{}, []time.Duration{0, 5 * ms1, 10 * ms1, 30 * ms1, 35 * ms1}, []int{1, 1, 1, 2, 1}, 35*ms1)
+	if got, want := ITLs(nil, s), []float64{5, 5, 15, 5, 5}; !slices.Equal(got, want) {
+		t.Fatalf("ITLs = %v, want %v", got, want)
+	}
+	// Three tokens an event, 12 ms apart, one gap of 30 ms: the pace is 4 ms a token.
+	s = sample(time.Time{}, []time.Duration{0, 12 * ms1, 24 * ms1, 54 * ms1}, []int{3, 3, 3, 3}, 54*ms1)
+	if got, want := ITLs(nil, s), []float64{0, 0, 4, 4, 4, 4, 4, 4, 22, 4, 4}; !slices.Equal(got, want) {
+		t.Fatalf("ITLs = %v, want %v", got, want)
+	}
+	// A gap shorter than the pace's k steps is split evenly.
+	s = sample(time.Time{}, []time.Duration{0, 10 * ms1, 20 * ms1, 26 * ms1}, []int{1, 1, 1, 2}, 26*ms1)
+	if got, want := ITLs(nil, s), []float64{10, 10, 3, 3}; !slices.Equal(got, want) {
+		t.Fatalf("ITLs = %v, want %v", got, want)
 	}
 }
 

@@ -43,7 +43,7 @@ const Schema = `serving_<stack>_<TS>.csv — one row per configuration and concu
 24 input_tokens_max       … largest
 25 output_tokens_mean     output tokens per completed request
 26-29 ttft_ms_p50 ttft_ms_p90 ttft_ms_p99 ttft_n    time to first token, per completed request
-30-33 itl_ms_p50 itl_ms_p90 itl_ms_p99 itl_n        inter-token latency: gaps between consecutive token arrivals pooled over completed requests (a chunk of k tokens: k values of gap/k)
+30-33 itl_ms_p50 itl_ms_p90 itl_ms_p99 itl_n        inter-token latency: gaps between consecutive token arrivals pooled over completed requests (k tokens that arrived together: k values summing to the gap before them, even up to k steps at the stream's median pace, a longer gap's excess to the first as a stall)
 34-37 tpot_ms_p50 tpot_ms_p90 tpot_ms_p99 tpot_n    (e2e − ttft) / (output tokens − 1), per completed request of ≥ 2 tokens
 38-41 e2e_ms_p50 e2e_ms_p90 e2e_ms_p99 e2e_n        whole request, per completed request
 42 quantile               percentile definition: hf7 = Hyndman & Fan type 7 (numpy/R default)
