@@ -266,7 +266,12 @@ func (h *Hub) openGPU(d *gpuDevice) {
 		s.mu.Lock()
 		ps, _ := s.ring.around(first, end)
 		s.mu.Unlock()
-		if p, ok := medianPower(ps, first, end); ok && full {
+		p, havePower := medianPower(ps, first, end)
+		if busy, haveUtil := medianUtil(ps, first, end); haveUtil && busy > idleBusyUtilPct {
+			// Another process was using the GPU (a second client on the same server, say):
+			// its draw is no idle power, and J/token above idle would be wrong with it.
+			d.idleNote = fmt.Sprintf("idle power n/a: the GPU was %.0f%% busy (median) before the first window: another process was using it", busy)
+		} else if havePower && full {
 			d.idle = measure.F(p)
 		} else {
 			d.idleNote = fmt.Sprintf("idle power n/a: nvidia-smi gave no %s of samples before the first window", h.opts.Idle)

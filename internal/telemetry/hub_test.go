@@ -85,11 +85,17 @@ func fakeSMI(t *testing.T, mode, lines string) (cmd func(context.Context, string
 }
 
 // scriptLines are 100 ms samples from t0 (see at): 100 W at rest for the first 500 ms (one
-// 130 W blip), then P(t) = 400 W + 0.1 W per ms after 600 ms, 17012 MiB in use (17500 at
-// 700 ms), the power cap active at 1000 ms.
-func scriptLines() string {
+// 130 W blip, utilisation 0% up to 500 ms unless restBusy), then P(t) = 400 W + 0.1 W per ms
+// after 600 ms at 97%, 17012 MiB in use (17500 at 700 ms), the power cap active at 1000 ms.
+func scriptLines() string { return scriptLinesRest(false) }
+
+func scriptLinesRest(restBusy bool) string {
 	var b strings.Builder
 	for ms := 0; ms <= 2000; ms += 100 {
+		util := 97
+		if ms <= 500 && !restBusy {
+			util = 0
+		}
 		w := 100.0
 		if ms == 200 {
 			w = 130
@@ -104,7 +110,7 @@ func scriptLines() string {
 		if ms == 1000 {
 			reasons = "0x0000000000000004"
 		}
-		fmt.Fprintf(&b, "%s, %.2f, 1980, 2619, 97, 61, %d, %s\n", at(ms).Format(smiTimeLayout), w, mem, reasons)
+		fmt.Fprintf(&b, "%s, %.2f, 1980, 2619, %d, 61, %d, %s\n", at(ms).Format(smiTimeLayout), w, util, mem, reasons)
 	}
 	return b.String()
 }
@@ -163,6 +169,26 @@ func TestHubScriptedNvidiaSMI(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "Telemetry  : "+uuid+": nvidia-smi --query-gpu=timestamp,power.draw.instant") || !strings.Contains(log.String(), "idle 100.0 W") {
 		t.Errorf("log %q", log.String())
+	}
+}
+
+// A GPU that another process keeps busy while fuze reads its idle power (a second client on
+// the same server, say) has no idle power: n/a, with the reason in the window's notes.
+func TestHubIdlePowerOfABusyGPU(t *testing.T) {
+	cmd, _ := fakeSMI(t, "script", scriptLinesRest(true))
+	c := &clock{}
+	var log strings.Builder
+	h := New(Options{Command: cmd, Idle: 500 * time.Millisecond, Now: c.now, Log: &log, StopWait: 50 * time.Millisecond})
+	defer h.Close()
+	tel := window(h, c, gpuEP, at(750), at(1250))
+	if tel.IdlePowerW != nil {
+		t.Errorf("idle %v W of a GPU 97%% busy", *tel.IdlePowerW)
+	}
+	if len(tel.Notes) != 1 || !strings.Contains(tel.Notes[0], "97% busy") || !strings.Contains(log.String(), "idle n/a") {
+		t.Errorf("notes %q, log %q", tel.Notes, log.String())
+	}
+	if !near(*tel.EnergyJ, 220) {
+		t.Errorf("energy %v J: the window is measured as ever", *tel.EnergyJ)
 	}
 }
 

@@ -205,6 +205,21 @@ func mean(ps []Point, f func(Point) float64) *float64 {
 }
 
 // medianPower is the median power of the samples in [t0, t1]; ok false without any.
+// idleBusyUtilPct is the GPU utilisation above which a span is not idle: an idle GPU with a
+// model loaded reads 0%.
+const idleBusyUtilPct = 10
+
+// medianUtil is the median GPU utilisation of the points in [t0, t1] that have one.
+func medianUtil(ps []Point, t0, t1 time.Time) (float64, bool) {
+	var v []float64
+	for _, p := range ps {
+		if !p.T.Before(t0) && !p.T.After(t1) && !math.IsNaN(p.UtilGPU) {
+			v = append(v, p.UtilGPU)
+		}
+	}
+	return median(v)
+}
+
 func medianPower(ps []Point, t0, t1 time.Time) (float64, bool) {
 	var v []float64
 	for _, p := range withPower(ps) {
@@ -212,6 +227,11 @@ func medianPower(ps []Point, t0, t1 time.Time) (float64, bool) {
 			v = append(v, p.PowerW)
 		}
 	}
+	return median(v)
+}
+
+// median sorts v and gives its median; false when v is empty.
+func median(v []float64) (float64, bool) {
 	if len(v) == 0 {
 		return 0, false
 	}
