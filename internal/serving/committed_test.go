@@ -403,16 +403,15 @@ type sideFigures struct {
 	tokensPS  float64 // tokens that arrived in the window / its length
 	ttft, itl []float64
 	// inFlightAtStart: for each of requests, how many requests of both sides were in flight
-	// when it started; slots: the server's.
+	// when it started.
 	inFlightAtStart []int
-	slots           int
 }
 
-// fullShare is the share of the requests that started while every slot of the server was taken.
-func (f sideFigures) fullShare() float64 {
+// fullShare is the share of the requests that started while all of the server's slots were taken.
+func (f sideFigures) fullShare(slots int) float64 {
 	full := 0
 	for _, n := range f.inFlightAtStart {
-		if n >= f.slots {
+		if n >= slots {
 			full++
 		}
 	}
@@ -483,7 +482,7 @@ func TestCommittedOpenLoopTogetherWithClient(t *testing.T) {
 			if c := stats.Compare(r.fz.ttft, r.cl.ttft, stats.DefaultAlpha); c.Significant {
 				t.Errorf("%s: TTFT fuze median %.2f ms, client %.2f: significantly different (p=%.4f)", r.base, c.CandidateMedian, c.IncumbentMedian, c.P)
 			}
-			fzFull, clFull := r.fz.fullShare(), r.cl.fullShare()
+			fzFull, clFull := r.fz.fullShare(slots), r.cl.fullShare(slots)
 			if math.Abs(float64(r.fz.sent-r.cl.sent)) > 0.05*float64(r.cl.sent) || math.Abs(fzFull-clFull) > 0.05 {
 				t.Logf("%s: not the same load: %d / %d requests sent in the window, %.3f / %.3f of them into full slots", r.base, r.fz.sent, r.cl.sent, fzFull, clFull)
 				continue
@@ -511,8 +510,8 @@ type togetherRound struct {
 
 // readTogetherRound reads base-fuze.jsonl (one level at concurrency: streams, or the cap of an
 // open loop) and base-client.jsonl (clientRequests records), checks that every request
-// completed with a chunk a token (kernel: all but one in 10,000 chunks kernel-stamped), and computes both sides'
-// figures over the window. A request counts when it started and ended inside the window; the
+// completed with a chunk a token (kernel: all but one in 10,000 chunks kernel-stamped), and
+// computes both sides' figures over the window. A request counts when it started and ended inside the window; the
 // throughput is the tokens that arrived in it over its length.
 func readTogetherRound(t *testing.T, base string, concurrency, clientRequests int, kernel bool) togetherRound {
 	t.Helper()
@@ -546,18 +545,20 @@ func readTogetherRound(t *testing.T, base string, concurrency, clientRequests in
 		}
 		return n
 	}
-	sent := func(f *sideFigures, s span) {
+	// count counts a request of f's side and says whether it is measured (inside the window).
+	count := func(f *sideFigures, s span) bool {
 		if arrived(s.start) {
 			f.sent++
 		}
-		if inside(s) {
-			f.requests++
-			f.inFlightAtStart = append(f.inFlightAtStart, inFlight(s.start))
+		if !inside(s) {
+			return false
 		}
+		f.requests++
+		f.inFlightAtStart = append(f.inFlightAtStart, inFlight(s.start))
+		return true
 	}
 
 	r := togetherRound{base: base, window: window}
-	r.fz.slots, r.cl.slots = concurrency, concurrency
 	tokens, chunks, stamped := 0, 0, 0
 	for _, q := range reqs {
 		s := q.Sample
@@ -570,9 +571,7 @@ func readTogetherRound(t *testing.T, base string, concurrency, clientRequests in
 				tokens++
 			}
 		}
-		sp := span{s.Start, s.Start.Add(s.End)}
-		sent(&r.fz, sp)
-		if inside(sp) {
+		if count(&r.fz, span{s.Start, s.Start.Add(s.End)}) {
 			r.fz.ttft = append(r.fz.ttft, float64(s.FirstToken)/1e6)
 			r.fz.itl = ITLs(r.fz.itl, s)
 		}
@@ -598,9 +597,7 @@ func readTogetherRound(t *testing.T, base string, concurrency, clientRequests in
 				tokens++
 			}
 		}
-		sp := span{c.start(), c.end()}
-		sent(&r.cl, sp)
-		if inside(sp) {
+		if count(&r.cl, span{c.start(), c.end()}) {
 			r.cl.ttft = append(r.cl.ttft, c.TTFTms)
 			r.cl.itl = append(r.cl.itl, c.ITLms...)
 		}
